@@ -1,0 +1,1 @@
+"""sim-jax: Smooth InfoMax (SIM), Greedy InfoMax (GIM) and CPC for speech in JAX/Flax."""

@@ -1,0 +1,207 @@
+"""The SIM / GIM / CPC encoder: a stack of independently trained modules.
+
+SIM and GIM stack three strided conv modules (each ending in 1x1 mean and log-variance heads) and a
+GRU module; CPC is one module (conv stack, mean head, GRU) trained end to end. Every module also owns
+its bias-free InfoNCE predictor (`predictor`, (H_context, K * C)), used by `sim_jax.losses`.
+
+The random numbers a forward pass needs (the normal draws of the Gaussian heads) are arguments, so
+that recorded draws can be fed in (`sim_jax.reference`) and the step stays a pure function.
+"""
+
+import dataclasses
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sim_jax.models.layers import GRU, BatchNorm1d, Conv1d, conv_frames, torch_uniform
+
+# The original's base conv stack (reference-semantics §1.1): (kernel, stride, padding) per layer.
+BASE_LAYERS = ((10, 5, 2), (8, 4, 2), (4, 2, 2), (4, 2, 2), (4, 2, 1))
+# How SIM / GIM split the base stack into modules (§1.2).
+GREEDY_SPLIT = ((0, 1), (2, 3), (4,))
+# The CPC "extra layers" variant (§1.6): 1x1 no-ReLU layers mimic the ends of the SIM modules.
+CPC_EXTRA_LAYERS = ((10, 5, 2, True), (8, 4, 2, True), (1, 1, 0, False), (4, 2, 2, True),
+                    (4, 2, 2, True), (1, 1, 0, False), (4, 2, 1, True), (1, 1, 0, False))
+
+KINDS = ('sim', 'gim', 'cpc')
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleSpec:
+  """Static description of one module of the stack.
+
+  kind: 'conv' (strided conv stack + mean/log-variance heads), 'gru' (context module on the
+    previous module's output) or 'cpc' (conv stack + mean head + GRU, one module).
+  layers: (kernel, stride, padding, relu) per conv layer; empty for 'gru'.
+  gaussian: the module's output is sampled from N(mu, exp(logvar)) (SIM).
+  """
+
+  kind: str
+  layers: tuple = ()
+  channels: int = 512
+  gru_hidden: int = 256
+  use_batch_norm: bool = True
+  gaussian: bool = False
+
+  @property
+  def context_dim(self) -> int:
+    """Width of the context c that the InfoNCE predictor reads."""
+    return self.channels if self.kind == 'conv' else self.gru_hidden
+
+  def frames(self, length: int) -> int:
+    """Number of output frames for an input of `length` frames (samples for the first module)."""
+    for kernel, stride, padding, _ in self.layers:
+      length = conv_frames(length, kernel, stride, padding)
+    return length
+
+  def receptive_field(self) -> int:
+    """Input frames needed to produce one output frame."""
+    field = 1
+    for kernel, stride, _, _ in reversed(self.layers):
+      field = (field - 1) * stride + kernel
+    return field
+
+
+def module_specs(model_config) -> tuple[ModuleSpec, ...]:
+  """Module specs for `config.model` (kind sim|gim|cpc, channels, gru_hidden, use_batch_norm, ...)."""
+  kind = model_config.kind
+  common = dict(channels=model_config.channels, gru_hidden=model_config.gru_hidden,
+                use_batch_norm=model_config.use_batch_norm)
+  if kind in ('sim', 'gim'):
+    convs = tuple(
+        ModuleSpec('conv', tuple(BASE_LAYERS[j] + (True,) for j in split), gaussian=(kind == 'sim'),
+                   **common) for split in GREEDY_SPLIT)
+    return convs + (ModuleSpec('gru', **common),)
+  if kind == 'cpc':
+    variant = model_config.cpc_variant
+    if variant == 'conventional':
+      layers = tuple(layer + (True,) for layer in BASE_LAYERS)
+    elif variant == 'extra_layers':
+      layers = CPC_EXTRA_LAYERS
+    else:
+      raise ValueError(f"config.model.cpc_variant={variant!r}: use 'conventional' or 'extra_layers'")
+    return (ModuleSpec('cpc', layers, **common),)
+  raise ValueError(f'config.model.kind={kind!r}: use one of {KINDS}')
+
+
+def stack_receptive_field(specs: Sequence[ModuleSpec]) -> int:
+  """Samples of audio needed for one frame at the output of the whole stack."""
+  field = 1
+  for spec in reversed(specs):
+    field = (field - 1) * _stride(spec) + spec.receptive_field()
+  return field
+
+
+def _stride(spec: ModuleSpec) -> int:
+  stride = 1
+  for _, s, _, _ in spec.layers:
+    stride *= s
+  return stride
+
+
+class ConvStack(nn.Module):
+  """Conv blocks: Conv1d -> [BatchNorm1d] -> ReLU, or a bare Conv1d where a layer has no ReLU."""
+
+  spec: ModuleSpec
+
+  @nn.compact
+  def __call__(self, x, train: bool):  # (B, T, C_in) -> list of (B, L_j, C) per layer
+    outputs = []
+    for j, (kernel, stride, padding, relu) in enumerate(self.spec.layers):
+      x = Conv1d(self.spec.channels, kernel, stride, padding, name=f'conv_{j}')(x)
+      if relu:
+        if self.spec.use_batch_norm:
+          x = BatchNorm1d(name=f'bn_{j}')(x, train)
+        x = nn.relu(x)
+      outputs.append(x)
+    return outputs
+
+
+class EncoderModule(nn.Module):
+  """One module of the stack; returns what its loss and the next module need.
+
+  Outputs (dict, all (B, L, ·)):
+    'mu', 'logvar': the Gaussian heads (conv and cpc modules);
+    'c': the context the predictor reads; 'z': the InfoNCE targets, also passed on (conv: a sample
+      in SIM, else mu; gru: its input; cpc: mu);
+    'layers': every conv layer's output (for probes on intermediate CPC layers).
+  `eps_c`, `eps_z` are standard-normal draws (B, L, C) for the two samples of a Gaussian module;
+  None means the mean is used (GIM, CPC, or deterministic features).
+  """
+
+  spec: ModuleSpec
+  num_steps: int = 10
+
+  @nn.compact
+  def __call__(self, x, train: bool, eps_c=None, eps_z=None):  # x (B, T, C_in)
+    spec = self.spec
+    out = {}
+    if spec.kind in ('conv', 'cpc'):
+      layers = ConvStack(spec, name='encoder')(x, train)
+      h = layers[-1]
+      mu = Conv1d(spec.channels, 1, name='mu_head')(h)
+      logvar = Conv1d(spec.channels, 1, name='logvar_head')(h)
+      out.update(mu=mu, logvar=logvar, layers=layers)
+      std = jnp.exp(0.5 * logvar) if spec.gaussian else None
+      c = mu if eps_c is None or not spec.gaussian else mu + std * eps_c
+      z = mu if eps_z is None or not spec.gaussian else mu + std * eps_z
+      if spec.kind == 'cpc':
+        c = GRU(spec.gru_hidden, name='gru')(z)
+    else:  # 'gru'
+      z = x
+      c = GRU(spec.gru_hidden, name='gru')(x)
+    out.update(c=c, z=z)
+    self.param('predictor', torch_uniform(spec.context_dim ** -0.5),
+               (spec.context_dim, self.num_steps * spec.channels))
+    return out
+
+
+class Encoder(nn.Module):
+  """The whole stack. Modules are named `module_<i>`; gradients stop between them.
+
+  Args to `__call__`:
+    audio: (B, T) waveforms.
+    train: one bool, or one per module (False puts BatchNorm in eval mode).
+    eps: per module a pair (eps_c, eps_z) of standard-normal draws or None (see `EncoderModule`).
+    num_modules: run only the first `num_modules` modules (default all).
+  Returns the list of per-module output dicts.
+  """
+
+  specs: tuple
+  num_steps: int = 10
+
+  @nn.compact
+  def __call__(self, audio, train: Any = False, eps=None, num_modules: int | None = None):
+    n = len(self.specs) if num_modules is None else num_modules
+    train = (train,) * n if isinstance(train, bool) else tuple(train)
+    eps = (None,) * n if eps is None else tuple(eps)
+    x = audio[..., None]  # (B, T, 1)
+    outputs = []
+    for i in range(n):
+      eps_c, eps_z = eps[i] if eps[i] is not None else (None, None)
+      out = EncoderModule(self.specs[i], self.num_steps, name=f'module_{i}')(x, train[i], eps_c, eps_z)
+      outputs.append(out)
+      x = jax.lax.stop_gradient(out['z'])
+    return outputs
+
+
+def check_audio(audio, specs: Sequence[ModuleSpec]) -> None:
+  """Raise a one-line ValueError for audio of the wrong rank or shorter than the receptive field."""
+  if audio.ndim != 2:
+    raise ValueError(f'audio must be (batch, samples); got shape {tuple(audio.shape)}'
+                     + (' — drop the channel axis (audio[:, 0])' if audio.ndim == 3 else ''))
+  need = stack_receptive_field(specs)
+  if audio.shape[1] < need:
+    raise ValueError(f'audio has {audio.shape[1]} samples, fewer than the encoder\'s receptive field '
+                     f'of {need} samples; use longer clips')
+
+
+def frame_counts(specs: Sequence[ModuleSpec], num_samples: int) -> list[int]:
+  """Frames after each module for `num_samples` input samples, e.g. [1023, 257, 128, 128] for 20480."""
+  counts, length = [], num_samples
+  for spec in specs:
+    length = spec.frames(length)
+    counts.append(length)
+  return counts

@@ -1,0 +1,107 @@
+"""Layers with the original PyTorch semantics: Conv1d, BatchNorm1d and a single-layer GRU.
+
+All activations are channels-last, (B, L, C). Parameters keep names that map one-to-one onto the
+original `state_dict` (see `sim_jax.reference`), and are initialised like PyTorch's defaults
+(U(±1/√fan_in) for conv and linear weights and biases, U(±1/√H) for the GRU).
+"""
+
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def torch_uniform(bound: float) -> Callable:
+  """Initializer drawing U(-bound, bound), PyTorch's default for conv, linear and GRU parameters."""
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def conv_frames(num_samples: int, kernel_size: int, stride: int, padding: int) -> int:
+  """Output length of a 1-D convolution (PyTorch's floor arithmetic)."""
+  return (num_samples + 2 * padding - kernel_size) // stride + 1
+
+
+class Conv1d(nn.Module):
+  """PyTorch `Conv1d` with bias on (B, L, C_in) inputs; kernel stored as (k, C_in, C_out)."""
+
+  features: int
+  kernel_size: int
+  stride: int = 1
+  padding: int = 0
+
+  @nn.compact
+  def __call__(self, x):  # (B, L, C_in) -> (B, L', C_out)
+    fan_in = x.shape[-1] * self.kernel_size
+    bound = fan_in ** -0.5
+    kernel = self.param('kernel', torch_uniform(bound), (self.kernel_size, x.shape[-1], self.features))
+    bias = self.param('bias', torch_uniform(bound), (self.features,))
+    y = jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(self.stride,), padding=[(self.padding, self.padding)],
+        dimension_numbers=('NWC', 'WIO', 'NWC'))
+    return y + bias
+
+
+class BatchNorm1d(nn.Module):
+  """PyTorch `BatchNorm1d`: batch statistics over (B, L) in training, unbiased running variance.
+
+  Training mode normalises with the biased batch variance and updates the running statistics as
+  `r <- (1 - momentum) r + momentum * stat` (variance unbiased, n / (n - 1)); eval mode uses them.
+  """
+
+  momentum: float = 0.1
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x, train: bool):  # (B, L, C) -> (B, L, C)
+    channels = x.shape[-1]
+    scale = self.param('scale', nn.initializers.ones, (channels,))
+    bias = self.param('bias', nn.initializers.zeros, (channels,))
+    running_mean = self.variable('batch_stats', 'mean', jnp.zeros, (channels,))
+    running_var = self.variable('batch_stats', 'var', jnp.ones, (channels,))
+    if train:
+      mean = jnp.mean(x, axis=(0, 1))
+      var = jnp.mean(jnp.square(x - mean), axis=(0, 1))
+      if not self.is_initializing():
+        n = x.shape[0] * x.shape[1]
+        m = self.momentum
+        running_mean.value = (1 - m) * running_mean.value + m * jax.lax.stop_gradient(mean)
+        running_var.value = (1 - m) * running_var.value + m * jax.lax.stop_gradient(var) * n / (n - 1)
+    else:
+      mean, var = running_mean.value, running_var.value
+    return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+
+
+class GRU(nn.Module):
+  """Single-layer unidirectional PyTorch GRU from a zero state; gates in PyTorch's (r, z, n) order.
+
+  The input projection of all time steps is one matmul; only the recurrent part is scanned.
+  """
+
+  hidden: int
+
+  @nn.compact
+  def __call__(self, x):  # (B, L, C_in) -> (B, L, H)
+    h_dim = self.hidden
+    init = torch_uniform(h_dim ** -0.5)
+    w_ih = self.param('w_ih', init, (x.shape[-1], 3 * h_dim))
+    w_hh = self.param('w_hh', init, (h_dim, 3 * h_dim))
+    b_ih = self.param('b_ih', init, (3 * h_dim,))
+    b_hh = self.param('b_hh', init, (3 * h_dim,))
+    gates_x = jnp.einsum('blc,cg->lbg', x, w_ih) + b_ih  # (L, B, 3H)
+
+    def cell(h, gx):  # h (B, H), gx (B, 3H)
+      gh = h @ w_hh + b_hh
+      r = jax.nn.sigmoid(gx[:, :h_dim] + gh[:, :h_dim])
+      u = jax.nn.sigmoid(gx[:, h_dim:2 * h_dim] + gh[:, h_dim:2 * h_dim])
+      n = jnp.tanh(gx[:, 2 * h_dim:] + r * gh[:, 2 * h_dim:])
+      h = (1 - u) * n + u * h
+      return h, h
+
+    h0 = jnp.zeros((x.shape[0], h_dim), x.dtype)
+    _, hs = jax.lax.scan(cell, h0, gates_x)  # (L, B, H)
+    return jnp.swapaxes(hs, 0, 1)
