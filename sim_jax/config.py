@@ -21,3 +21,103 @@ def model_config(kind: str) -> ml_collections.ConfigDict:
       kld_weight=0.01 if kind == 'sim' else 0.0,
       kl_reduction='sum_time',    # the original's: summed over time; 'mean': per frame and channel
   ))
+
+
+def train_config(dataset: str) -> ml_collections.ConfigDict:
+  """Training-loop settings; the original's recipe (§3): Adam 2e-4, constant rate."""
+  return ml_collections.ConfigDict(dict(
+      num_epochs=100 if dataset == 'librispeech' else 1000,
+      batch_size=8 if dataset == 'librispeech' else 64,  # global batch, sharded over devices
+      learning_rate=2e-4,
+      layerwise=False,            # True: one module at a time, in order (the original GIM's layer-wise mode)
+      steps_per_epoch=-1,         # -1: the whole split; n: at most n steps (quick runs)
+      eval_steps=-1,              # -1: the whole test split
+      log_every_steps=50,         # metric fetch + NaN check + progress-bar update
+      checkpoint_every_epochs=1,  # latest checkpoint (resume point)
+      checkpoint_every_steps=0,   # >0: also mid-epoch (long LibriSpeech epochs)
+      keep_every_epochs=10,       # also keep every n-th epoch (the original keeps every 10th)
+      distributed=False,          # jax.distributed.initialize() for multi-host TPU/GPU
+  ))
+
+
+def probe_config(dataset: str) -> ml_collections.ConfigDict:
+  """Linear-probe settings (§5): see probe.py."""
+  return ml_collections.ConfigDict(dict(
+      task='speakers' if dataset == 'librispeech' else 'syllables',  # speakers|phones|syllables|vowels
+      source='context',           # context | module_<i> | layer_<j> (CPC conv layer j)
+      features='mean',            # mean (deterministic) | sample (SIM: a fresh draw per pass/epoch)
+      bias=True,
+      num_epochs=50,
+      learning_rate=1e-3,
+      batch_size=64,
+      gradient_clipping=0.0,      # 0 = off
+      seed=0,
+      seeds=1,                    # repeat with this many seeds, report mean ± std
+      checkpoint='best',          # best | latest | <step>
+  ))
+
+
+def decoder_config(dataset: str) -> ml_collections.ConfigDict:
+  """Decoder / traversal settings (§6): see decode.py."""
+  return ml_collections.ConfigDict(dict(
+      module=0,                   # conv module whose latents are decoded
+      latents='mean',             # mean | sample (SIM)
+      loss='mse',                 # mse | stft | mel | mse+stft | mse+mel
+      num_epochs=200 if dataset != 'librispeech' else 50,
+      learning_rate=2e-4,
+      batch_size=64 if dataset != 'librispeech' else 8,
+      seed=0,
+      checkpoint='best',
+  ))
+
+
+def analysis_config() -> ml_collections.ConfigDict:
+  """Interpretability-analysis settings (§7): see analyze.py."""
+  return ml_collections.ConfigDict(dict(
+      module=2,                   # conv module analysed (latent figures, total correlation)
+      seed=0,
+  ))
+
+
+def wandb_config() -> ml_collections.ConfigDict:
+  """Weights & Biases logging: off unless mode is 'online' or 'offline'."""
+  return ml_collections.ConfigDict(dict(mode='disabled', project='sim-jax', entity='', name=''))
+
+
+def base_config(dataset: str, kind: str) -> ml_collections.ConfigDict:
+  """A complete experiment config for `dataset` (librispeech|deboer|demo) and `kind` (sim|gim|cpc)."""
+  from sim_jax.data import default_data_config  # the data package owns its defaults
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.data = default_data_config(dataset)
+  config.model = model_config(kind)
+  config.train = train_config(dataset)
+  config.probe = probe_config(dataset)
+  config.decoder = decoder_config(dataset)
+  config.analysis = analysis_config()
+  config.wandb = wandb_config()
+  return config
+
+
+def load_config_file(path: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
+  """`get_config()` of a config file, with dotted-key overrides ({'train.num_epochs': 3}).
+
+  Unknown keys and files are one-line errors naming the file or key.
+  """
+  import importlib.util
+  import os
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'config file {path} does not exist (see configs/ for the choices)')
+  spec = importlib.util.spec_from_file_location('sim_jax_user_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  for key, value in (overrides or {}).items():
+    node = config
+    *parents, leaf = key.split('.')
+    for name in parents:
+      node = node[name]
+    if leaf not in node:
+      raise KeyError(f'config {path}: no key {key!r}')
+    node[leaf] = value
+  return config

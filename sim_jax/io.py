@@ -1,0 +1,143 @@
+"""Small file helpers shared by every stage: atomic writes, JSON / JSONL, figures, the metric log."""
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+
+def _atomic_target(path: str):
+  """A temp file beside `path` (same filesystem, so os.replace is atomic)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                             prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+  os.close(fd)
+  return tmp
+
+
+def _to_builtin(value: Any):
+  if isinstance(value, dict):
+    return {str(k): _to_builtin(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_to_builtin(v) for v in value]
+  if isinstance(value, np.ndarray) or hasattr(value, '__array__'):
+    arr = np.asarray(value)
+    return arr.item() if arr.ndim == 0 else arr.tolist()
+  if isinstance(value, np.generic):
+    return value.item()
+  return value
+
+
+def write_json(path: str, data: Any) -> None:
+  """Write JSON atomically (numpy and jax arrays become lists / numbers)."""
+  tmp = _atomic_target(path)
+  try:
+    with open(tmp, 'w') as f:
+      json.dump(_to_builtin(data), f, indent=2, sort_keys=False)
+      f.write('\n')
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def read_json(path: str) -> Any:
+  """Read a JSON file."""
+  with open(path) as f:
+    return json.load(f)
+
+
+def save_npz(path: str, **arrays) -> None:
+  """np.savez atomically."""
+  tmp = _atomic_target(path)
+  try:
+    with open(tmp, 'wb') as f:
+      np.savez(f, **arrays)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def save_figure(fig, path: str, dpi: int = 110) -> None:
+  """Save a matplotlib figure atomically and close it."""
+  import matplotlib.pyplot as plt
+  tmp = _atomic_target(path)
+  try:
+    fig.savefig(tmp, dpi=dpi, bbox_inches='tight', format=os.path.splitext(path)[1][1:] or 'png')
+    os.replace(tmp, path)
+  finally:
+    plt.close(fig)
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def read_jsonl(path: str) -> list[dict]:
+  """All records of a JSON-lines file (a torn last line from a killed run is ignored)."""
+  if not os.path.exists(path):
+    return []
+  records = []
+  with open(path) as f:
+    for line in f:
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        break
+  return records
+
+
+class MetricLog:
+  """`metrics.jsonl` in a workdir, plus wandb when `config.wandb.mode` is online/offline.
+
+  On resume, `truncate(step)` drops records logged after the restored checkpoint, so a killed and
+  resumed run has the same log as an uninterrupted one.
+  """
+
+  def __init__(self, path: str, wandb_config=None, run_config: dict | None = None,
+               wandb_dir: str | None = None):
+    self.path = path
+    self._wandb = None
+    if wandb_config is not None and wandb_config.mode != 'disabled':
+      import wandb  # optional; imported only when asked for
+      self._wandb = wandb.init(project=wandb_config.project, entity=wandb_config.entity or None,
+                               name=wandb_config.name or None, mode=wandb_config.mode,
+                               config=run_config, dir=wandb_dir, resume='allow')
+
+  def truncate(self, step: int) -> None:
+    """Keep only records with record['step'] <= step."""
+    kept = [r for r in read_jsonl(self.path) if r.get('step', 0) <= step]
+    tmp = _atomic_target(self.path)
+    with open(tmp, 'w') as f:
+      for r in kept:
+        f.write(json.dumps(r) + '\n')
+    os.replace(tmp, self.path)
+
+  def write(self, step: int, **values) -> None:
+    """Append one record {'step': step, **values}."""
+    record = {'step': int(step), **_to_builtin(values)}
+    os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+      f.flush()
+    if self._wandb is not None:
+      self._wandb.log(_flatten(record), step=int(step))
+
+  def close(self) -> None:
+    """Finish the wandb run, if any."""
+    if self._wandb is not None:
+      self._wandb.finish()
+
+
+def _flatten(record: dict) -> dict:
+  flat = {}
+  for key, value in record.items():
+    if isinstance(value, list):
+      for i, v in enumerate(value):
+        flat[f'{key}/{i}'] = v
+    else:
+      flat[key] = value
+  return flat

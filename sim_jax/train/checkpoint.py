@@ -1,0 +1,149 @@
+"""Checkpoints in a workdir (orbax), and loading a trained encoder for the downstream stages.
+
+Workdir layout written by training:
+  config.json              the resolved config
+  checkpoints/<step>/      latest (resume point) + every `keep_every_epochs`-th epoch
+  best/<step>/             the checkpoint with the lowest validation loss (sum over modules)
+  metrics.jsonl            per-fetch train metrics and per-epoch validation metrics
+  loss_curves.png          per-module train / validation curves
+Orbax writes each checkpoint to a temporary folder and renames it, so a killed run never leaves a
+half-written checkpoint behind.
+"""
+
+import dataclasses
+import os
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from sim_jax import io
+from sim_jax.models import make_encoder, module_specs
+from sim_jax.models.encoder import Encoder
+from sim_jax.train.step import TrainState, create_train_state
+
+
+class CheckpointError(ValueError):
+  """A workdir without the checkpoint asked for, or one that does not fit the config."""
+
+
+def _manager(path: str, **options) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(os.path.abspath(path),
+                               options=ocp.CheckpointManagerOptions(create=True, **options))
+
+
+class Checkpoints:
+  """The latest/periodic and best checkpoint managers of a training workdir."""
+
+  def __init__(self, workdir: str, keep_period_steps: int | None = None):
+    self.latest = _manager(os.path.join(workdir, 'checkpoints'), max_to_keep=1,
+                           keep_period=keep_period_steps or None)
+    self.best = _manager(os.path.join(workdir, 'best'), max_to_keep=1,
+                         best_fn=lambda m: m['val_loss'], best_mode='min')
+
+  def latest_step(self) -> int | None:
+    """Step of the newest checkpoint, or None."""
+    return self.latest.latest_step()
+
+  def save(self, state: TrainState, val_loss: float | None = None) -> None:
+    """Save `state` as the latest checkpoint and, with a validation loss, offer it as the best."""
+    step = int(state.step)
+    self.latest.save(step, args=ocp.args.StandardSave(state), force=True)
+    if val_loss is not None and np.isfinite(val_loss):
+      self.best.save(step, args=ocp.args.StandardSave(state), metrics={'val_loss': float(val_loss)},
+                     force=True)
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def restore(self, target: TrainState, step: int | None = None) -> TrainState:
+    """Restore the latest (or a given) checkpoint into the structure of `target`."""
+    step = self.latest.latest_step() if step is None else step
+    return self.latest.restore(step, args=ocp.args.StandardRestore(_abstract(target)))
+
+  def close(self) -> None:
+    """Release the managers (waits for pending writes)."""
+    self.latest.close()
+    self.best.close()
+
+
+def _abstract(tree):
+  return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+@dataclasses.dataclass
+class TrainedEncoder:
+  """A trained encoder loaded from a workdir, ready for `sim_jax.models.encode`."""
+
+  config: ml_collections.ConfigDict
+  encoder: Encoder
+  variables: dict   # {'params': ..., 'batch_stats': ...}
+  step: int
+  path: str
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The resolved config a training run wrote to `<workdir>/config.json`."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise CheckpointError(f'{workdir}: no config.json — not a training workdir; train first: '
+                          f'python train.py --config=configs/<name>.py --workdir={workdir}')
+  return ml_collections.ConfigDict(io.read_json(path))
+
+
+def _list_checkpoints(workdir: str) -> str:
+  found = []
+  for sub in ('checkpoints', 'best'):
+    folder = os.path.join(workdir, sub)
+    if os.path.isdir(folder):
+      found += [f'{sub}/{d}' for d in sorted(os.listdir(folder)) if d.isdigit()]
+  return ', '.join(found) if found else 'none'
+
+
+def load_trained_encoder(workdir: str, which: str | int = 'best') -> TrainedEncoder:
+  """Load the encoder of a training workdir: `which` is 'best', 'latest' or a step number.
+
+  'best' falls back to 'latest' when no validation has run yet. Errors name what exists.
+  """
+  config = load_config(workdir)
+  _, target = create_train_state(config, jax.random.PRNGKey(0))
+  folders = {'best': 'best', 'latest': 'checkpoints'}
+  sub = folders.get(str(which), 'checkpoints')
+  manager = _manager(os.path.join(workdir, sub), read_only=True)
+  if str(which) in folders:
+    step = manager.latest_step()
+    if step is None and which == 'best':
+      manager = _manager(os.path.join(workdir, 'checkpoints'), read_only=True)
+      step = manager.latest_step()
+  else:
+    step = int(which)
+    if step not in manager.all_steps():
+      step = None
+  if step is None:
+    raise CheckpointError(f'{workdir}: no checkpoint {which!r}; found: {_list_checkpoints(workdir)}')
+  state = manager.restore(step, args=ocp.args.StandardRestore(_abstract(target)))
+  specs = module_specs(config.model)
+  variables = {'params': state.params}
+  if state.batch_stats:
+    variables['batch_stats'] = state.batch_stats
+  return TrainedEncoder(config, make_encoder(config.model, specs), variables, int(state.step),
+                        os.path.join(workdir, sub, str(step)))
+
+
+def import_original_checkpoint(checkpoint: str, config_path: str, workdir: str) -> None:
+  """Turn a checkpoint of the original PyTorch code into a workdir the downstream stages can read."""
+  from sim_jax.config import load_config_file
+  from sim_jax.reference import load_torch_state, torch_to_variables
+  config = load_config_file(config_path)
+  _, state = create_train_state(config, jax.random.PRNGKey(0))
+  expected = {'params': state.params, 'batch_stats': state.batch_stats}
+  variables = torch_to_variables(load_torch_state(checkpoint), module_specs(config.model), expected,
+                                 source=checkpoint)
+  state = state.replace(params=variables['params'],
+                        batch_stats=variables['batch_stats'] if state.batch_stats else {})
+  os.makedirs(workdir, exist_ok=True)
+  io.write_json(os.path.join(workdir, 'config.json'), config.to_dict())
+  checkpoints = Checkpoints(workdir)
+  checkpoints.save(state)
+  checkpoints.close()
+  print(f'imported {checkpoint} into {workdir}/checkpoints/{int(state.step)}')

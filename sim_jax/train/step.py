@@ -1,0 +1,143 @@
+"""Train state, per-module optimizers and the jitted, data-parallel greedy train / eval steps.
+
+One `jax.jit` step over a 1-axis device mesh ('data'): the batch is sharded along it, parameters and
+optimizer states are replicated; the same code runs on 1 CPU, N GPUs and multi-host TPU/GPU.
+"""
+
+import functools
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from sim_jax.models import draw_randomness, greedy_loss, make_encoder, module_specs
+from sim_jax.models.encoder import Encoder
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a training run carries from step to step (the PRNG stream is derived from step)."""
+
+  step: jax.Array                  # () int32, global step
+  params: Any                      # {'module_<i>': ...}
+  batch_stats: Any                 # BatchNorm running statistics ({} without BatchNorm)
+  opt_state: Any                   # {'module_<i>': Adam state}: one optimizer per module
+
+
+def make_optimizer(train_config) -> optax.GradientTransformation:
+  """The per-module optimizer: Adam (betas 0.9/0.999, eps 1e-8), constant learning rate."""
+  return optax.adam(train_config.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+
+
+def make_mesh() -> Mesh:
+  """A 1-axis mesh 'data' over every device of every process."""
+  return Mesh(np.asarray(jax.devices()), ('data',))
+
+
+def create_train_state(config, key) -> tuple[Encoder, TrainState]:
+  """Initialise the encoder (PyTorch-default init) and one Adam state per module.
+
+  Parameter shapes do not depend on the input length, so a fixed 10240-sample dummy input is used.
+  """
+  specs = module_specs(config.model)
+  encoder = make_encoder(config.model, specs)
+  variables = encoder.init(key, jnp.zeros((2, 10240), jnp.float32), True)
+  params = variables['params']
+  tx = make_optimizer(config.train)
+  opt_state = {name: tx.init(p) for name, p in params.items()}
+  return encoder, TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                             batch_stats=variables.get('batch_stats', {}), opt_state=opt_state)
+
+
+def active_modules(config, epoch: int) -> tuple[int, ...]:
+  """Modules trained in `epoch`: all of them, or in layer-wise mode one at a time, in order, each
+  for an equal share of the epochs."""
+  n = len(module_specs(config.model))
+  if not config.train.layerwise:
+    return tuple(range(n))
+  return (min(epoch * n // config.train.num_epochs, n - 1),)
+
+
+def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...]):
+  """The jitted step (state, batch, key) -> (state, metrics) training the `active` modules.
+
+  Modules after the last active one are not run; earlier, inactive ones run in eval mode (their
+  BatchNorm statistics stay put) and keep their parameters and optimizer state exactly.
+  metrics: {'nce', 'kld', 'total'} each (num_modules_run,).
+  """
+  tx = make_optimizer(config.train)
+  n = max(active) + 1
+  train_flags = tuple(i in active for i in range(n))
+  weights = tuple(1.0 if t else 0.0 for t in train_flags)
+  model_cfg = config.model
+
+  def step(state: TrainState, batch, key):
+    audio = batch['audio']  # (B, T)
+    draws = draw_randomness(key, encoder.specs, audio.shape[0], audio.shape[1],
+                            num_negatives=model_cfg.num_negatives, window=model_cfg.window,
+                            num_modules=n)
+
+    def loss_fn(params):
+      return greedy_loss(params, state.batch_stats, audio, draws, encoder=encoder,
+                         model_config=model_cfg, train=train_flags, loss_weights=weights)
+
+    (_, (metrics, new_stats, _)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    params, opt_state = dict(state.params), dict(state.opt_state)
+    for i in active:
+      name = f'module_{i}'
+      updates, opt_state[name] = tx.update(grads[name], state.opt_state[name], state.params[name])
+      params[name] = optax.apply_updates(state.params[name], updates)
+    batch_stats = dict(state.batch_stats)
+    for name, stats in new_stats.items():
+      if int(name.split('_')[1]) in active:
+        batch_stats[name] = stats
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state)
+    return new_state, metrics
+
+  replicated = NamedSharding(mesh, P())
+  data = NamedSharding(mesh, P('data'))
+  return jax.jit(step, in_shardings=(replicated, data, replicated),
+                 out_shardings=(replicated, replicated), donate_argnums=(0,))
+
+
+def make_eval_step(config, encoder: Encoder, mesh: Mesh):
+  """The jitted validation step (params, batch_stats, batch, key) -> metrics: the same objective with
+  BatchNorm in eval mode and no gradients (the original validates in train mode — a bug)."""
+  model_cfg = config.model
+  n = len(encoder.specs)
+
+  def step(params, batch_stats, batch, key):
+    audio = batch['audio']
+    draws = draw_randomness(key, encoder.specs, audio.shape[0], audio.shape[1],
+                            num_negatives=model_cfg.num_negatives, window=model_cfg.window)
+    _, (metrics, _, _) = greedy_loss(params, batch_stats, audio, draws, encoder=encoder,
+                                     model_config=model_cfg, train=(False,) * n,
+                                     loss_weights=(1.0,) * n)
+    return metrics
+
+  replicated = NamedSharding(mesh, P())
+  data = NamedSharding(mesh, P('data'))
+  return jax.jit(step, in_shardings=(replicated, replicated, data, replicated),
+                 out_shardings=replicated)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def accumulate(acc: dict, metrics: dict, step) -> dict:
+  """Device-side running sums of the step metrics and, per module, the first non-finite step."""
+  total = metrics['total']
+  bad = ~jnp.isfinite(total) & (acc['first_bad_step'] < 0)
+  return {'sum': jax.tree_util.tree_map(jnp.add, acc['sum'], metrics),
+          'count': acc['count'] + 1,
+          'first_bad_step': jnp.where(bad, step, acc['first_bad_step'])}
+
+
+def empty_accumulator(num_modules: int) -> dict:
+  """A zeroed accumulator for `accumulate`."""
+  z = jnp.zeros((num_modules,), jnp.float32)
+  return {'sum': {'nce': z, 'kld': z, 'total': z}, 'count': jnp.zeros((), jnp.int32),
+          'first_bad_step': -jnp.ones((num_modules,), jnp.int32)}
