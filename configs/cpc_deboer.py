@@ -1,0 +1,18 @@
+"""CPC on the de Boer corpus: one end-to-end conv + GRU module, BatchNorm off.
+
+  python train.py --config=configs/cpc_deboer.py --workdir=workdirs/cpc_deboer
+  python train.py --config=configs/cpc_deboer.py --config.model.cpc_variant=extra_layers ...
+
+`cpc_variant='extra_layers'` adds 1x1 no-ReLU layers at the ends of the SIM modules (layers 2, 5, 7;
+probe them with --config.probe.source=layer_7). Expected: the single InfoNCE falls from ln 11.
+"""
+
+from sim_jax.config import base_config
+
+
+def get_config():
+  """The experiment config."""
+  config = base_config('deboer', 'cpc')
+  config.model.use_batch_norm = False
+  config.probe.source = 'context'
+  return config

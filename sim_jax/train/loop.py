@@ -1,0 +1,151 @@
+"""The epoch loop: greedy training, validation, checkpoints, metrics, plots; resumable exactly.
+
+The run is a pure function of (config, seed): the step key is fold_in(seed key, step), the batch
+order and crops are functions of (seed, epoch, step). Resuming restores the latest checkpoint (state,
+optimizer, step) and replays the data from that step, so an interrupted run ends bit-identical to an
+uninterrupted one (on CPU).
+"""
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from tqdm import tqdm
+
+from sim_jax import data as data_lib
+from sim_jax import io
+from sim_jax.models import check_audio, module_specs
+from sim_jax.train.checkpoint import Checkpoints
+from sim_jax.train.plots import plot_loss_curves
+from sim_jax.train.step import (active_modules, accumulate, create_train_state, empty_accumulator,
+                                make_eval_step, make_mesh, make_train_step)
+
+
+class TrainingDiverged(ArithmeticError):
+  """A module's loss became NaN/Inf; the last good checkpoint is left in place."""
+
+
+def _fetch(acc: dict) -> dict:
+  """Host copy of the accumulated metrics; raises TrainingDiverged on a non-finite loss."""
+  host = jax.device_get(acc)
+  bad = host['first_bad_step']
+  if np.any(bad >= 0):
+    module = int(np.argmax(bad >= 0))
+    raise TrainingDiverged(f'non-finite loss in module {module} at step {int(bad[module])}; '
+                           'stopping — the last good checkpoint is kept')
+  count = max(int(host['count']), 1)
+  return {k: (v / count).tolist() for k, v in host['sum'].items()}
+
+
+def evaluate(config, eval_step, state, source, sharding, num_modules: int) -> dict:
+  """Mean validation metrics per module over the test split (full batches, as the original)."""
+  batch_size = config.train.batch_size
+  steps = data_lib.steps_per_epoch(source, batch_size, drop_last=True)
+  if config.train.eval_steps > 0:
+    steps = min(steps, config.train.eval_steps)
+  if steps == 0:
+    return {}
+  acc = empty_accumulator(num_modules)
+  key = jax.random.PRNGKey(config.seed + 1)  # the same draws every epoch: comparable curves
+  batches = data_lib.batches(source, batch_size, seed=config.seed, epoch=0, shuffle=False,
+                             drop_last=True, sharding=sharding, prefetch=config.data.prefetch)
+  for i, batch in zip(range(steps), batches):
+    metrics = eval_step(state.params, state.batch_stats, batch, jax.random.fold_in(key, i))
+    acc = accumulate(acc, metrics, jnp.int32(i))
+  batches.close()
+  return _fetch(acc)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Train the encoder of `config` in `workdir` (resuming if it holds a checkpoint).
+
+  Returns the last epoch's validation metrics ({'nce', 'kld', 'total'} per module).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  mesh = make_mesh()
+  sharding = NamedSharding(mesh, P('data'))
+  if config.train.batch_size % mesh.size:
+    raise ValueError(f'config.train.batch_size={config.train.batch_size} is not divisible by the '
+                     f'{mesh.size} devices; use a multiple of {mesh.size}')
+  train_source = data_lib.make_source(config.data, 'train', 'words')
+  test_source = data_lib.make_source(config.data, 'test', 'words')
+  specs = module_specs(config.model)
+  check_audio(np.zeros((1, train_source.item_length), np.float32), specs)
+  steps_per_epoch = data_lib.steps_per_epoch(train_source, config.train.batch_size, drop_last=True)
+  if config.train.steps_per_epoch > 0:
+    steps_per_epoch = min(steps_per_epoch, config.train.steps_per_epoch)
+  if steps_per_epoch == 0:
+    raise ValueError(f'the training split has {len(train_source)} items, fewer than one batch of '
+                     f'config.train.batch_size={config.train.batch_size}')
+  num_modules = len(specs)
+
+  io.write_json(os.path.join(workdir, 'config.json'), config.to_dict())
+  encoder, state = create_train_state(config, jax.random.PRNGKey(config.seed))
+  replicated = NamedSharding(mesh, P())
+  checkpoints = Checkpoints(workdir, keep_period_steps=config.train.keep_every_epochs * steps_per_epoch)
+  log = io.MetricLog(os.path.join(workdir, 'metrics.jsonl'), config.wandb, config.to_dict(),
+                     wandb_dir=workdir)
+  if checkpoints.latest_step() is not None:
+    state = checkpoints.restore(state)
+    log.truncate(int(state.step))
+  state = jax.device_put(state, replicated)
+  step = int(state.step)  # host-side mirror of state.step: the loop never syncs to read it
+  base_key = jax.random.PRNGKey(config.seed)
+  eval_step = make_eval_step(config, encoder, mesh)
+  train_steps = {}
+  val_metrics = {}
+  try:
+    for epoch in range(step // steps_per_epoch, config.train.num_epochs):
+      active = active_modules(config, epoch)
+      if active not in train_steps:
+        train_steps[active] = make_train_step(config, encoder, mesh, active)
+      train_step = train_steps[active]
+      first = step - epoch * steps_per_epoch
+      n_run = max(active) + 1
+      acc = empty_accumulator(n_run)
+      batches = data_lib.batches(train_source, config.train.batch_size, seed=config.seed,
+                                 epoch=epoch, shuffle=True, drop_last=True, start_step=first,
+                                 sharding=sharding, prefetch=config.data.prefetch)
+      bar = tqdm(total=steps_per_epoch, initial=first, desc=f'epoch {epoch + 1}/{config.train.num_epochs}',
+                 unit='step', dynamic_ncols=True, disable=jax.process_index() != 0)
+      tick, tick_step = time.perf_counter(), step
+      for i, batch in zip(range(first, steps_per_epoch), batches):
+        state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
+        acc = accumulate(acc, metrics, jnp.int32(step))
+        bar.update(1)
+        step += 1
+        done = step
+        last = i == steps_per_epoch - 1
+        if done % config.train.log_every_steps == 0 or last:
+          mean = _fetch(acc)
+          rate = (done - tick_step) * config.train.batch_size / (time.perf_counter() - tick)
+          tick, tick_step = time.perf_counter(), done
+          acc = empty_accumulator(n_run)
+          log.write(done, epoch=epoch, samples_per_second=rate,
+                    **{f'train/{k}': v for k, v in mean.items()})
+          bar.set_postfix_str(f'{rate:.1f} samples/s  loss ' +
+                              ' '.join(f'{x:.3f}' for x in mean['total']))
+        if (config.train.checkpoint_every_steps > 0 and not last
+            and done % config.train.checkpoint_every_steps == 0):
+          _fetch(acc)
+          checkpoints.save(state)
+      bar.close()
+      batches.close()
+      val_metrics = evaluate(config, eval_step, state, test_source, sharding, num_modules)
+      done = step
+      if val_metrics:
+        log.write(done, epoch=epoch, **{f'val/{k}': v for k, v in val_metrics.items()})
+        tqdm.write(f'epoch {epoch + 1}: validation loss per module ' +
+                   ' '.join(f'{x:.4f}' for x in val_metrics['total']))
+      if (epoch + 1) % config.train.checkpoint_every_epochs == 0 or epoch + 1 == config.train.num_epochs:
+        checkpoints.save(state, val_loss=float(np.sum(val_metrics['total'])) if val_metrics else None)
+      if jax.process_index() == 0:
+        plot_loss_curves(io.read_jsonl(os.path.join(workdir, 'metrics.jsonl')),
+                         os.path.join(workdir, 'loss_curves.png'))
+  finally:
+    checkpoints.close()
+    log.close()
+  return val_metrics
