@@ -1,0 +1,57 @@
+"""The batched contribution score against a direct, one-pair-at-a-time computation."""
+
+import jax
+import numpy as np
+import pytest
+
+from sim_jax.decoder.nets import make_decoder
+from sim_jax.decoder.score import choose_pairs, contribution_score, score_ks
+
+
+def _direct_score(decode, z, pairs, ks):
+  """The original's loops: every pair and k decoded alone, numpy ranking."""
+  z = np.asarray(z)
+  max_err, errs = 0.0, np.zeros(len(ks))
+  for a, b in pairs:
+    target = np.asarray(decode(z[b][None]))[0]
+    max_err += np.mean((np.asarray(decode(z[a][None]))[0] - target) ** 2)
+    diff = (z[a].mean(axis=0) - z[b].mean(axis=0)) ** 2
+    order = np.argsort(diff)[::-1]
+    for n, k in enumerate(ks):
+      swapped = z[a].copy()
+      swapped[:, order[:k]] = z[b][:, order[:k]]
+      errs[n] += np.mean((np.asarray(decode(swapped[None]))[0] - target) ** 2)
+  return max_err / len(pairs), errs / len(pairs)
+
+
+def test_score_ks():
+  assert score_ks(512) == [2, 4, 8, 16, 32, 64, 128, 256, 512]
+  assert score_ks(48) == [2, 4, 8, 16, 32, 48]
+
+
+def test_choose_pairs_uses_all_items_of_a_small_set():
+  items, pairs = choose_pairs(5, 200, 0, seed=0)
+  assert list(items) == [0, 1, 2, 3, 4] and len(pairs) == 20
+  assert np.all(pairs[:, 0] != pairs[:, 1]) and len({tuple(p) for p in pairs}) == 20
+  items, pairs = choose_pairs(300, 10, 7, seed=0)
+  assert len(items) == 10 and len(set(items)) == 10 and pairs.shape == (7, 2)
+  with pytest.raises(ValueError, match='at least 2'):
+    choose_pairs(1, 200, 0, seed=0)
+
+
+def test_batched_score_matches_direct_computation():
+  width, frames = 8, 64
+  decoder = make_decoder(2, width)
+  z = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (5, frames, width)))
+  params = decoder.init(jax.random.PRNGKey(1), z[:1])
+  decode = lambda latents: decoder.apply(params, latents)  # noqa: E731
+  _, pairs = choose_pairs(5, 200, 0, seed=0)
+  pairs = pairs[:13]  # a ragged last batch
+  ks = score_ks(width)
+  result = contribution_score(decode, z, pairs, ks, batch_size=4)
+  max_err, absolute = _direct_score(decode, z, pairs, ks)
+  np.testing.assert_allclose(result['max_error'], max_err, rtol=1e-4)
+  np.testing.assert_allclose(result['absolute'], absolute, rtol=1e-4, atol=1e-6 * max_err)
+  np.testing.assert_allclose(result['relative'], absolute / max_err, rtol=1e-4, atol=1e-6)
+  assert result['relative'][-1] < 1e-6  # all dimensions swapped: z' = z_j
+  assert result['num_pairs'] == 13 and result['k'] == ks
