@@ -14,6 +14,7 @@ The file format is described in ../shared/reference/README.md.
 """
 
 import argparse
+import functools
 import json
 import sys
 from typing import Iterator
@@ -208,8 +209,8 @@ def compare(data) -> dict[str, tuple[float, float]]:
     return greedy_loss(params, variables['batch_stats'], audio, draws, encoder=encoder,
                        model_config=cfg, train=(True,) * n, loss_weights=(1.0,) * n)
 
-  (objective, (metrics, new_stats, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      variables['params'])
+  (objective, (metrics, new_stats, outputs)), grads = jax.jit(
+      jax.value_and_grad(loss_fn, has_aux=True))(variables['params'])
   errors = {}
 
   def record(name, ours, ref):
@@ -257,7 +258,7 @@ def compare(data) -> dict[str, tuple[float, float]]:
 
   eval_keys = [k for k in data.files if k.startswith('eval/')]
   if eval_keys:
-    eval_outputs = encode(encoder, {'params': new_params, 'batch_stats': new_stats} if new_stats
+    eval_outputs = jax.jit(functools.partial(encode, encoder))({'params': new_params, 'batch_stats': new_stats} if new_stats
                           else {'params': new_params}, audio)
     for key in sorted(eval_keys):
       _, module, quantity = key.split('/')

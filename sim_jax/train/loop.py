@@ -126,8 +126,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
           acc = empty_accumulator(n_run)
           log.write(done, epoch=epoch, samples_per_second=rate,
                     **{f'train/{k}': v for k, v in mean.items()})
-          bar.set_postfix_str(f'{rate:.1f} samples/s  loss ' +
-                              ' '.join(f'{x:.3f}' for x in mean['total']))
+          bar.set_postfix_str(f'{rate:.1f} samples/s  InfoNCE ' +
+                              ' '.join(f'{x:.3f}' for x in mean['nce']))
         if (config.train.checkpoint_every_steps > 0 and not last
             and done % config.train.checkpoint_every_steps == 0):
           _fetch(acc)
@@ -138,8 +138,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       done = step
       if val_metrics:
         log.write(done, epoch=epoch, **{f'val/{k}': v for k, v in val_metrics.items()})
-        tqdm.write(f'epoch {epoch + 1}: validation loss per module ' +
-                   ' '.join(f'{x:.4f}' for x in val_metrics['total']))
+        tqdm.write(f'epoch {epoch + 1}: validation InfoNCE per module ' +
+                   ' '.join(f'{x:.4f}' for x in val_metrics['nce']))
       if (epoch + 1) % config.train.checkpoint_every_epochs == 0 or epoch + 1 == config.train.num_epochs:
         checkpoints.save(state, val_loss=float(np.sum(val_metrics['total'])) if val_metrics else None)
       if jax.process_index() == 0:

@@ -8,25 +8,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 from sim_jax import io  # noqa: E402
 
 
+def _points(records: list[dict], key: str, module: int) -> list[tuple[int, float]]:
+  return [(r['step'], r[key][module]) for r in records if key in r and len(r[key]) > module]
+
+
 def plot_loss_curves(records: list[dict], path: str) -> None:
-  """One panel per module: train total loss per logged step and validation loss per epoch."""
-  train = [r for r in records if 'train/total' in r]
-  val = [r for r in records if 'val/total' in r]
-  if not train:
+  """One panel per module: train InfoNCE and total loss per logged step, validation per epoch."""
+  sizes = [len(r[k]) for r in records for k in ('train/nce', 'val/nce') if k in r]
+  if not sizes:
     return
-  num_modules = max(len(r['train/total']) for r in train + val)
+  num_modules = max(sizes)
   fig, axes = plt.subplots(1, num_modules, figsize=(3.6 * num_modules, 3.0), squeeze=False)
   for i, ax in enumerate(axes[0]):
-    pts = [(r['step'], r['train/total'][i]) for r in train if len(r['train/total']) > i]
-    if pts:
-      ax.plot(*zip(*pts), color='tab:blue', label='train')
-    vpts = [(r['step'], r['val/total'][i]) for r in val]
-    if vpts:
-      ax.plot(*zip(*vpts), 'o-', color='tab:red', label='validation')
+    for key, style, color, label in (('train/nce', '-', 'tab:blue', 'train InfoNCE'),
+                                     ('train/total', ':', 'tab:blue', 'train total'),
+                                     ('val/nce', 'o-', 'tab:red', 'validation InfoNCE')):
+      pts = _points(records, key, i)
+      if pts and (key != 'train/total' or any(abs(t - n) > 1e-6 for (_, t), (_, n) in
+                                               zip(pts, _points(records, 'train/nce', i)))):
+        ax.plot(*zip(*pts), style, color=color, label=label, markersize=3)
     ax.set_title(f'module {i}')
     ax.set_xlabel('step')
     ax.grid(alpha=0.3)
-  axes[0][0].set_ylabel('loss (InfoNCE + KL weight · KL)')
-  axes[0][-1].legend()
+  axes[0][0].set_ylabel('loss (nats; chance InfoNCE = ln 11 ≈ 2.40)')
+  axes[0][-1].legend(fontsize=7)
   fig.tight_layout()
   io.save_figure(fig, path)

@@ -45,7 +45,7 @@ def create_train_state(config, key) -> tuple[Encoder, TrainState]:
   """
   specs = module_specs(config.model)
   encoder = make_encoder(config.model, specs)
-  variables = encoder.init(key, jnp.zeros((2, 10240), jnp.float32), True)
+  variables = jax.jit(lambda k: encoder.init(k, jnp.zeros((2, 10240), jnp.float32), True))(key)
   params = variables['params']
   tx = make_optimizer(config.train)
   opt_state = {name: tx.init(p) for name, p in params.items()}
@@ -138,6 +138,7 @@ def accumulate(acc: dict, metrics: dict, step) -> dict:
 
 def empty_accumulator(num_modules: int) -> dict:
   """A zeroed accumulator for `accumulate`."""
-  z = jnp.zeros((num_modules,), jnp.float32)
-  return {'sum': {'nce': z, 'kld': z, 'total': z}, 'count': jnp.zeros((), jnp.int32),
+  zeros = lambda: jnp.zeros((num_modules,), jnp.float32)  # noqa: E731 (distinct buffers: donated)
+  return {'sum': {'nce': zeros(), 'kld': zeros(), 'total': zeros()},
+          'count': jnp.zeros((), jnp.int32),
           'first_bad_step': -jnp.ones((num_modules,), jnp.int32)}
