@@ -72,9 +72,23 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 def analysis_config() -> ml_collections.ConfigDict:
-  """Interpretability-analysis settings (§7): see analyze.py."""
+  """Interpretability-analysis settings (§7): see analyze.py and sim_jax/analysis/."""
   return ml_collections.ConfigDict(dict(
-      module=2,                   # conv module analysed (latent figures, total correlation)
+      module=-1,                  # Gaussian-head module analysed (latent figures, total correlation); -1 = the last (SIM/GIM 2, CPC 0)
+      features='mean',            # mean | sample (SIM: the module passes on a fresh draw, as the original's get_latents)
+      checkpoint='best',          # encoder checkpoint analysed: best | latest | <step>
+      split='test',               # data split the features come from
+      max_items=-1,               # -1: every item of the split; n: the first n (quick runs)
+      batch_size=64,              # encoder batch size for feature extraction
+      tsne_per_class=100,         # at most this many points per class in the t-SNE (the original's 100)
+      tsne_perplexity=0.0,        # 0: int(sqrt(N)), as the original
+      tsne_max_iter=1000,
+      histogram_dims=32,          # histograms of the first n dimensions (the original's 32)
+      kde_channels=(10, 50, 100, 512),  # KDE total correlation: channel-subset sizes (capped at the width; -1 = all)
+      kde_times=5,                # frames drawn per item (-1 = all)
+      kde_max_signals=1000,       # samples per estimate (-1 = all: O(N^2), slow)
+      kde_repeats=3,              # estimates per subset size (the original's 3)
+      kde_bandwidth=0.1,          # the original's
       seed=0,
   ))
 

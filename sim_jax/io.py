@@ -32,11 +32,15 @@ def _to_builtin(value: Any):
 
 def write_json(path: str, data: Any) -> None:
   """Write JSON atomically (numpy and jax arrays become lists / numbers)."""
+  write_text(path, json.dumps(_to_builtin(data), indent=2, sort_keys=False) + '\n')
+
+
+def write_text(path: str, text: str) -> None:
+  """Write a UTF-8 text file atomically."""
   tmp = _atomic_target(path)
   try:
-    with open(tmp, 'w') as f:
-      json.dump(_to_builtin(data), f, indent=2, sort_keys=False)
-      f.write('\n')
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(text)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
