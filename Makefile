@@ -1,0 +1,32 @@
+# sim-jax: `make demo` trains on the built-in demo corpus, `make test` runs the test suite.
+# Both create the virtual environment from requirements.txt first if it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+$(PY): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $(PY)
+
+.PHONY: venv demo test test-fast bench
+venv: $(PY)
+
+demo: $(PY)
+	$(PY) train.py --config=configs/demo.py --workdir=workdirs/demo
+	$(PY) probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=speakers
+	$(PY) probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=vowels
+	$(PY) decode.py --config=configs/demo.py --workdir=workdirs/demo
+	$(PY) analyze.py --config=configs/demo.py --workdir=workdirs/demo
+
+test: $(PY)
+	$(PY) -m pytest tests -q --durations=15
+
+test-fast: $(PY)
+	$(PY) -m pytest tests -q -m "not slow"
+
+bench: $(PY)
+	$(PY) bench/train_step.py
+	$(PY) bench/data.py
+	$(PY) bench/probe.py
