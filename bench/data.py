@@ -1,0 +1,104 @@
+"""Throughput of each data loader on this machine (items/s), through `batches` with prefetch.
+
+  python bench/data.py [--seconds 5] [--librispeech-root DIR] [--deboer-root DIR] [--cache-dir DIR]
+
+Defaults read the real test data in ../shared/data. The LibriSpeech fixture has only 9 utterances,
+so its crops are drawn over and over (every batch has fresh crops). A real-size training step at
+batch 8 takes about 1–2 s on CPU, i.e. consumes at most 8 items/s; the LibriSpeech loader must deliver
+at least 20× that (160 items/s).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sim_jax.data import batches, default_data_config, make_source  # noqa: E402
+from sim_jax.data.source import Source  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      'shared', 'data')
+REQUIRED_LIBRISPEECH = 20 * 8 / 1.0  # 20× a batch-8 step of 1 s
+
+
+class Repeated(Source):
+  """`times` copies of a source's items (indices wrap around), so a tiny fixture fills big epochs."""
+
+  def __init__(self, base: Source, times: int):
+    """Repeats every item of `base` `times` times."""
+    super().__init__(split=base.split, variant=base.variant, names=base.names * times,
+                     item_length=base.item_length,
+                     labels={k: np.tile(v, times) for k, v in base.labels.items()},
+                     class_names=base.class_names)
+    self.corpus = base.corpus
+    self.base = base
+
+  def load(self, indices: np.ndarray, crop_key: int) -> dict:
+    """The base items; crops still differ per row because they are keyed by the repeated index."""
+    return self.base.load(np.asarray(indices) % len(self.base), crop_key)
+
+
+def measure(source: Source, batch_size: int, seconds: float) -> dict:
+  """Iterates epochs of `source` for about `seconds`; returns wall and loader items/s."""
+  items, loader_rates, epoch = 0, [], 0
+  start = time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    with batches(source, batch_size, seed=0, epoch=epoch, shuffle=True, drop_last=True) as it:
+      for batch in it:
+        items += len(batch['audio'])
+        if time.perf_counter() - start >= seconds:
+          break
+      loader_rates.append(it.items_per_second)
+    epoch += 1
+  wall = time.perf_counter() - start
+  return {'wall': items / wall, 'loader': float(np.mean(loader_rates)), 'items': items}
+
+
+def main() -> None:
+  """Prints one line per loader."""
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--seconds', type=float, default=5.0, help='time per loader')
+  parser.add_argument('--librispeech-root', default=os.path.join(SHARED, 'librispeech_mini'))
+  parser.add_argument('--deboer-root', default=os.path.join(SHARED, 'de_boer'))
+  parser.add_argument('--cache-dir', default='', help="'' = $SIM_JAX_CACHE or ~/.cache/sim_jax")
+  args = parser.parse_args()
+  print(f'{os.cpu_count()} CPU cores; {args.seconds:.0f} s per loader; items/s: wall (consumer '
+        'doing nothing) / loader (own rate)')
+
+  for threads in (1, 2):
+    c = default_data_config('librispeech')
+    c.update(dict(root=args.librispeech_root, cache_dir=args.cache_dir, num_threads=threads))
+    base = make_source(c, 'test', 'words')
+    r = measure(Repeated(base, 64), 8, args.seconds)
+    verdict = 'ok' if r['wall'] >= REQUIRED_LIBRISPEECH else 'TOO SLOW'
+    print(f'librispeech crops 20480, batch 8, {threads} thread(s): {r["wall"]:8.1f} / {r["loader"]:8.1f}'
+          f'   (need >= {REQUIRED_LIBRISPEECH:.0f}: {verdict})')
+
+  c = default_data_config('deboer')
+  c.update(dict(root=args.deboer_root, cache_dir=args.cache_dir))
+  tick = time.perf_counter()
+  words = make_source(c, 'train', 'words')
+  built = time.perf_counter() - tick
+  r = measure(words, 64, args.seconds)
+  print(f'deboer words 10240 (cached), batch 64:        {r["wall"]:8.1f} / {r["loader"]:8.1f}'
+        f'   (source ready in {built:.1f} s)')
+
+  with tempfile.TemporaryDirectory() as tmp:
+    c = default_data_config('demo')
+    c.cache_dir = tmp
+    tick = time.perf_counter()
+    demo = make_source(c, 'train', 'words')
+    built = time.perf_counter() - tick
+    print(f'demo words: synthesis {len(demo) / built:8.1f} items/s ({len(demo)} in {built:.1f} s)')
+    r = measure(demo, 16, args.seconds)
+    print(f'demo words 10240, batch 16:                   {r["wall"]:8.1f} / {r["loader"]:8.1f}')
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,192 @@
+"""Shared pieces of the data package: the error type, the bad-file policy, caches, keys, audio checks."""
+
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+logger = logging.getLogger('sim_jax.data')
+
+BAD_FILE_POLICIES = ('error', 'skip')
+FRAME_HOP = 160  # samples per 10-ms frame at 16 kHz: the encoder's total stride and the phone-label rate
+
+
+class DataError(ValueError):
+  """Bad or missing input data; the message is one line naming the file (or folder) and the problem."""
+
+
+class BadFiles:
+  """Applies `config.data.on_bad_file` to broken inputs: raise at once ('error') or collect ('skip').
+
+  `what` names the collection in the summary, e.g. 'de Boer words (train)'.
+  """
+
+  def __init__(self, policy: str, what: str):
+    """`policy`: 'error' | 'skip'."""
+    if policy not in BAD_FILE_POLICIES:
+      raise ValueError(f"config.data.on_bad_file={policy!r} is not one of "
+                       f"{', '.join(BAD_FILE_POLICIES)}")
+    self.policy = policy
+    self.what = what
+    self.skipped: list[tuple[str, str]] = []  # (file, problem)
+
+  def report(self, path: str, problem: str) -> None:
+    """A broken file: raises DataError under 'error', records it under 'skip'."""
+    if self.policy == 'error':
+      raise DataError(f'{path}: {problem} (set config.data.on_bad_file=skip to skip such files)')
+    self.skipped.append((path, problem))
+
+  def summary(self, total: int) -> None:
+    """Logs one warning line if anything was skipped: the count and the first file and problem."""
+    if self.skipped:
+      path, problem = self.skipped[0]
+      logger.warning('%s: skipped %d bad file(s) of %d (first: %s: %s)', self.what, len(self.skipped),
+                     total, path, problem)
+
+
+def resolve_cache_dir(cache_dir: str) -> str:
+  """The cache folder: `cache_dir` if set, else $SIM_JAX_CACHE, else ~/.cache/sim_jax."""
+  if cache_dir:
+    return os.path.abspath(os.path.expanduser(cache_dir))
+  return os.path.abspath(os.path.expanduser(os.environ.get('SIM_JAX_CACHE') or '~/.cache/sim_jax'))
+
+
+def fingerprint(*parts) -> str:
+  """A short stable hash of JSON-serialisable settings (cache keys)."""
+  return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def file_stats(paths: list[str]) -> list[tuple[str, int, int]]:
+  """(basename, size, mtime_ns) of each path: a cheap content key for caches."""
+  out = []
+  for path in paths:
+    st = os.stat(path)
+    out.append((os.path.basename(path), st.st_size, st.st_mtime_ns))
+  return out
+
+
+def _atomic_write(path: str, write) -> None:
+  """Runs write(file_object) on a temp file in the target folder, then renames it into place."""
+  folder = os.path.dirname(path) or '.'
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      write(f)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def atomic_save_npz(path: str, **arrays) -> None:
+  """np.savez to `path` atomically (an interrupted write leaves no file behind)."""
+  _atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write_json(path: str, obj) -> None:
+  """JSON to `path` atomically."""
+  _atomic_write(path, lambda f: f.write(json.dumps(obj).encode()))
+
+
+def load_npz_cache(path: str) -> dict | None:
+  """The arrays of a cache file, or None if it is absent or unreadable (then it is rebuilt)."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      return {k: z[k] for k in z.files}
+  except (OSError, ValueError, EOFError) as e:
+    logger.warning('ignoring unreadable cache %s (%s); rebuilding it', path, e)
+    return None
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+  """One round of the splitmix64 finaliser on a Python int (64-bit wrap-around)."""
+  x = (x + 0x9E3779B97F4A7C15) & _MASK64
+  x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+  x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+  return x ^ (x >> 31)
+
+
+def mix_key(*values: int) -> int:
+  """A 64-bit key that is a deterministic, well-mixed function of the integers `values`."""
+  key = 0x243F6A8885A308D3
+  for v in values:
+    key = _splitmix64(key ^ (int(v) & _MASK64))
+  return key
+
+
+def mix_key_array(key: int, values: np.ndarray) -> np.ndarray:
+  """Folds each v of an integer array into `key`, vectorised (uint64).
+
+  mix_key_array(mix_key(*vs), [v])[0] == mix_key(*vs, v).
+  """
+  x = np.uint64(key & _MASK64) ^ np.asarray(values).astype(np.uint64)
+  with np.errstate(over='ignore'):
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+  return x ^ (x >> np.uint64(31))
+
+
+def wav_truncation(path: str) -> str | None:
+  """For a RIFF/WAVE file: a problem string if its data chunk is cut short, else None.
+
+  libsndfile silently shortens such files; the header's declared size gives the truncation away.
+  """
+  with open(path, 'rb') as f:
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'WAVE':
+      return None
+    size = os.fstat(f.fileno()).st_size
+    while True:
+      chunk = f.read(8)
+      if len(chunk) < 8:
+        return None
+      cid, n = chunk[:4], struct.unpack('<I', chunk[4:])[0]
+      if cid == b'data':
+        have = size - f.tell()
+        if n > have:
+          return f'truncated: the header declares {n} bytes of audio, the file holds {have}'
+        return None
+      f.seek(n + (n & 1), os.SEEK_CUR)
+
+
+def read_audio(path: str, expected_rate: int) -> np.ndarray | str:
+  """Decodes a whole mono file at `expected_rate` to float32 in [-1, 1] (torchaudio's scaling).
+
+  Returns the (T,) array, or a one-line problem string (empty, unreadable, truncated, not mono,
+  wrong sample rate) for the caller's bad-file policy.
+  """
+  if os.path.getsize(path) == 0:
+    return 'empty file (0 bytes)'
+  try:
+    info = sf.info(path)
+  except (RuntimeError, sf.LibsndfileError) as e:
+    return f'not a readable audio file (corrupt or truncated header): {e}'
+  if info.channels != 1:
+    return f'{info.channels} channels, expected mono'
+  if info.samplerate != expected_rate:
+    return f'sample rate {info.samplerate} Hz, expected {expected_rate} Hz'
+  if info.frames <= 0:
+    return 'no audio samples'
+  cut = wav_truncation(path)
+  if cut:
+    return cut
+  try:
+    audio, _ = sf.read(path, dtype='float32', always_2d=False)  # (T,)
+  except (RuntimeError, sf.LibsndfileError) as e:
+    return f'corrupt or truncated audio data: {e}'
+  if len(audio) < info.frames:
+    return f'truncated: the header declares {info.frames} samples, only {len(audio)} could be decoded'
+  return audio

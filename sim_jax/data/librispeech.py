@@ -1,0 +1,319 @@
+"""LibriSpeech train-clean-100 with the CPC split and phone alignments (reference-semantics §4.1).
+
+Layout under `config.data.root`:
+  LibriSpeech/train-clean-100/{spk}/{chapter}/{spk}-{chapter}-{utt}.flac   16 kHz mono FLAC
+  LibriSpeech100_labels_split/{train,test}_split.txt                     one utterance id per line
+  LibriSpeech100_labels_split/converted_aligned_phones.txt               `id p1 p2 ...` (41 classes)
+
+Variants:
+  'words'      — 20480-sample crops (1.28 s), the encoder's and speaker probe's training items. The
+                 crop of item i in a batch starts at a multiple of 160 samples (frames line up with
+                 the 10-ms phone labels), chosen uniformly from every start that fits, as a function of
+                 (crop_key, i) — `batches` derives crop_key from (seed, epoch, step), so a batch is
+                 reproducible and resuming is exact. Only the crop's frames are decoded.
+                 Differences from the original (which draws from range(160, len − 20480, 160)): start
+                 0 and the last fitting start are allowed, and an utterance shorter than a crop (the
+                 original crashes) is read whole and zero-padded at the end.
+  'utterances' — whole utterances (variable length), for phone probes and whole-utterance evaluation.
+
+Speaker labels: 251 classes in the original's order — first appearance in train_split.txt, then
+speakers found only in test_split.txt. Ids listed in a split file without audio on disk (a partial
+download) are reported once with a count and skipped. The file manifest (lengths read from the FLAC
+headers) and the parsed phone labels are cached in `{cache}/librispeech/`.
+"""
+
+import concurrent.futures
+import json
+import os
+import re
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from sim_jax.data.common import (FRAME_HOP, BadFiles, DataError, atomic_save_npz, atomic_write_json,
+                                 file_stats, fingerprint, load_npz_cache, logger, mix_key_array,
+                                 resolve_cache_dir)
+from sim_jax.data.source import Source
+
+CROP_LENGTH = 20480
+NUM_PHONES = 41
+AUDIO_DIR = os.path.join('LibriSpeech', 'train-clean-100')
+SPLIT_DIR = 'LibriSpeech100_labels_split'
+PHONE_FILE = 'converted_aligned_phones.txt'
+DOWNLOAD_HINT = ('download it with: python -m sim_jax.data.download librispeech --root DIR, then set '
+                 'config.data.root=DIR')
+_ID = re.compile(r'^(\d+)-(\d+)-(\d+)$')
+_CACHE_VERSION = 1
+_warned: set = set()
+
+
+def read_split(path: str) -> list[str]:
+  """Utterance ids of a split file, in order; a malformed line is a DataError naming file and line."""
+  if not os.path.isfile(path):
+    raise DataError(f'LibriSpeech split file {path} does not exist; {DOWNLOAD_HINT}')
+  ids = []
+  with open(path) as f:
+    for lineno, line in enumerate(f, 1):
+      line = line.strip()
+      if not line:
+        continue
+      if not _ID.match(line):
+        raise DataError(f'{path}:{lineno}: {line[:40]!r} is not a speaker-chapter-utterance id')
+      ids.append(line)
+  if not ids:
+    raise DataError(f'LibriSpeech split file {path} is empty')
+  return ids
+
+
+def speaker_order(split_dir: str) -> list[str]:
+  """Speaker ids in the original's class order: first appearance in train, then test-only speakers."""
+  order, seen = [], set()
+  for split in ('train', 'test'):
+    for utt in read_split(os.path.join(split_dir, f'{split}_split.txt')):
+      speaker = utt.split('-')[0]
+      if speaker not in seen:
+        seen.add(speaker)
+        order.append(speaker)
+  return order
+
+
+def audio_path(root: str, utt: str) -> str:
+  """{root}/LibriSpeech/train-clean-100/{spk}/{chapter}/{utt}.flac."""
+  speaker, chapter, _ = utt.split('-')
+  return os.path.join(root, AUDIO_DIR, speaker, chapter, utt + '.flac')
+
+
+def _inspect(path: str) -> int | str:
+  """Number of samples from a FLAC header, or a problem string (empty, unreadable, rate, channels)."""
+  if os.path.getsize(path) == 0:
+    return 'empty file (0 bytes)'
+  try:
+    info = sf.info(path)
+  except (RuntimeError, sf.LibsndfileError) as e:
+    return f'not a readable audio file (corrupt or truncated header): {e}'
+  if info.channels != 1:
+    return f'{info.channels} channels, expected mono'
+  if info.samplerate != 16000:
+    return f'sample rate {info.samplerate} Hz, expected 16000 Hz'
+  if info.frames <= 0:
+    return 'no audio samples'
+  return int(info.frames)
+
+
+def _manifest(root: str, split: str, ids: list[str], cache_dir: str, num_threads: int
+              ) -> tuple[dict, list[str]]:
+  """({id: num_samples or problem string} of the ids with a file, [ids without a file]).
+
+  Cached as JSON keyed by the audio folder, the ids and every present file's size and mtime.
+  """
+  paths = {utt: audio_path(root, utt) for utt in ids}
+  present = [utt for utt in ids if os.path.exists(paths[utt])]
+  present_set = set(present)
+  missing = [utt for utt in ids if utt not in present_set]
+  key = fingerprint(_CACHE_VERSION, os.path.realpath(os.path.join(root, AUDIO_DIR)), ids,
+                    file_stats([paths[u] for u in present]))
+  cache_path = os.path.join(cache_dir, 'librispeech', f'manifest-{split}-{key}.json')
+  if os.path.exists(cache_path):
+    try:
+      with open(cache_path) as f:
+        return json.load(f), missing
+    except ValueError:
+      logger.warning('ignoring unreadable cache %s; rebuilding it', cache_path)
+  with concurrent.futures.ThreadPoolExecutor(max(num_threads, 1)) as pool:
+    headers = tqdm(pool.map(_inspect, [paths[u] for u in present]), total=len(present),
+                   desc=f'LibriSpeech {split} manifest (once)', disable=len(present) < 1000 or None)
+    entries = dict(zip(present, headers))
+  atomic_write_json(cache_path, entries)
+  return entries, missing
+
+
+class PhoneLabels:
+  """The CPC alignment file, parsed once and cached as npz: {utterance id: (F,) int32 phone ids}."""
+
+  def __init__(self, path: str, cache_dir: str):
+    """Loads `path` from the cache or parses it (non-integer or out-of-range label: DataError)."""
+    if not os.path.isfile(path):
+      raise DataError(f'LibriSpeech phone labels {path} do not exist; {DOWNLOAD_HINT}')
+    self.path = path
+    key = fingerprint(_CACHE_VERSION, os.path.realpath(path), file_stats([path]))
+    cache_path = os.path.join(cache_dir, 'librispeech', f'phones-{key}.npz')
+    cached = load_npz_cache(cache_path)
+    if cached is None:
+      cached = self._parse(path)
+      atomic_save_npz(cache_path, **cached)
+    self._index = {str(u): k for k, u in enumerate(cached['ids'])}
+    self._offsets = cached['offsets']  # (N + 1,)
+    self._values = cached['values']    # (sum F,) int8
+
+  @staticmethod
+  def _parse(path: str) -> dict[str, np.ndarray]:
+    """{'ids', 'offsets', 'values'} of the file; errors name the file and line number."""
+    ids, chunks = [], []
+    with open(path) as f:
+      for lineno, line in enumerate(f, 1):
+        fields = line.split(None, 1)
+        if not fields:
+          continue
+        utt, rest = fields[0], fields[1] if len(fields) > 1 else ''
+        try:
+          values = np.fromstring(rest, dtype=np.int64, sep=' ')  # text mode: fast, strict
+        except ValueError:
+          bad = next(p for p in rest.split() if not p.lstrip('-').isdigit())
+          raise DataError(f'{path}:{lineno}: phone label {bad[:20]!r} is not an integer') from None
+        if len(values) == 0:
+          raise DataError(f'{path}:{lineno}: utterance {utt} has no labels')
+        outside = values[(values < 0) | (values >= NUM_PHONES)]
+        if len(outside):
+          raise DataError(f'{path}:{lineno}: phone label {int(outside[0])} is out of range '
+                          f'0..{NUM_PHONES - 1}')
+        ids.append(utt)
+        chunks.append(values.astype(np.int8))
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+    values = np.concatenate(chunks) if chunks else np.zeros(0, np.int8)
+    return {'ids': np.array(ids, dtype=str), 'offsets': offsets, 'values': values}
+
+  def __contains__(self, utt: str) -> bool:
+    """Whether the file has labels for utterance `utt`."""
+    return utt in self._index
+
+  def __getitem__(self, utt: str) -> np.ndarray:
+    """(F,) int32 phone labels of utterance `utt` (KeyError-free: DataError if absent)."""
+    k = self._index.get(utt)
+    if k is None:
+      raise DataError(f'{self.path} has no phone labels for utterance {utt}')
+    return self._values[self._offsets[k]:self._offsets[k + 1]].astype(np.int32)
+
+
+class LibriSpeechSource(Source):
+  """LibriSpeech train-clean-100 items of one CPC split: crops ('words') or whole 'utterances'."""
+
+  corpus = 'librispeech'
+
+  def __init__(self, data_config, split: str, variant: str):
+    """Reads the split, builds (or loads) the manifest, reports missing and bad files."""
+    root = data_config.root
+    if not root:
+      raise DataError('config.data.root is empty: set it to the folder holding LibriSpeech/ and '
+                      f'{SPLIT_DIR}/; {DOWNLOAD_HINT}')
+    if not os.path.isdir(root):
+      raise DataError(f'LibriSpeech root {root} does not exist; {DOWNLOAD_HINT}')
+    self.root = root
+    self.cache_dir = resolve_cache_dir(data_config.cache_dir)
+    split_dir = os.path.join(root, SPLIT_DIR)
+    split_file = os.path.join(split_dir, f'{split}_split.txt')
+    ids = read_split(split_file)
+    speakers = speaker_order(split_dir)
+    audio_dir = os.path.join(root, AUDIO_DIR)
+    if not os.path.isdir(audio_dir):
+      raise DataError(f'LibriSpeech audio folder {audio_dir} does not exist; {DOWNLOAD_HINT}')
+    self.num_threads = int(data_config.get('num_threads', 2))
+    entries, missing = _manifest(root, split, ids, self.cache_dir, self.num_threads)
+    if missing and (split_file, len(missing)) not in _warned:
+      _warned.add((split_file, len(missing)))
+      logger.warning('LibriSpeech %s: %d of the %d ids in %s have no audio under %s (a partial '
+                     'download?); they are skipped', split, len(missing), len(ids), split_file,
+                     audio_dir)
+    self._bad = BadFiles(data_config.on_bad_file, f'LibriSpeech {split}')
+    names, lengths = [], []
+    for utt, entry in entries.items():
+      if isinstance(entry, str):
+        self._bad.report(audio_path(root, utt), entry)
+      else:
+        names.append(utt)
+        lengths.append(entry)
+    self._bad.summary(len(entries))
+    if not names:
+      raise DataError(f'none of the {len(ids)} ids in {split_file} has usable audio under '
+                      f'{audio_dir}; {DOWNLOAD_HINT}')
+    self.lengths = np.array(lengths, np.int64)  # (N,) samples per utterance
+    self._paths = [audio_path(root, utt) for utt in names]
+    speaker_index = {s: k for k, s in enumerate(speakers)}
+    labels = {'speaker': [speaker_index[u.split('-')[0]] for u in names]}
+    self.crop_length = CROP_LENGTH
+    super().__init__(split=split, variant=variant, names=names,
+                     item_length=CROP_LENGTH if variant == 'words' else None, labels=labels,
+                     class_names={'speaker': speakers}, skipped=self._bad.skipped)
+    self._phones = None
+    self._pool = None
+
+  def crop_starts(self, indices: np.ndarray, crop_key: int) -> np.ndarray:
+    """(n,) int64 crop starts of items `indices` under `crop_key`: multiples of 160, in range.
+
+    Uniform over {0, 160, ..., L' − 20480} with L' the length rounded down to a multiple of 160;
+    0 for utterances shorter than a crop.
+    """
+    indices = np.asarray(indices, np.int64)
+    usable = self.lengths[indices] - self.lengths[indices] % FRAME_HOP
+    choices = np.maximum((usable - self.crop_length) // FRAME_HOP + 1, 1).astype(np.uint64)
+    draws = mix_key_array(crop_key, indices)
+    return (draws % choices).astype(np.int64) * FRAME_HOP
+
+  def _read(self, i: int, start: int, frames: int) -> np.ndarray | None:
+    """Samples [start, start + frames) of item i, or None if the file is broken (policy 'skip')."""
+    path = self._paths[i]
+    try:
+      with sf.SoundFile(path) as f:
+        f.seek(start)
+        audio = f.read(frames, dtype='float32', always_2d=False)  # (frames,)
+      if len(audio) < frames:
+        problem = (f'truncated: the header declares {self.lengths[i]} samples, reading '
+                   f'[{start}, {start + frames}) gave {len(audio)}')
+      else:
+        return audio
+    except (RuntimeError, sf.LibsndfileError) as e:
+      problem = f'corrupt or truncated audio data: {e}'
+    if all(p != path for p, _ in self._bad.skipped):
+      self._bad.report(path, problem)
+      logger.warning('LibriSpeech %s: skipping %s: %s', self.split, path, problem)
+    return None
+
+  def _map(self, fn, *args) -> list:
+    """fn over the argument lists, on `num_threads` decode threads (libsndfile releases the GIL)."""
+    if self.num_threads <= 1:
+      return list(map(fn, *args))
+    if self._pool is None:
+      self._pool = concurrent.futures.ThreadPoolExecutor(self.num_threads)
+    return list(self._pool.map(fn, *args))
+
+  def load(self, indices: np.ndarray, crop_key: int, pad_to: int | None = None
+           ) -> dict[str, np.ndarray]:
+    """Crops ('words': audio (n, 20480)) or padded whole utterances ('utterances').
+
+    'utterances' returns audio (n, Tmax) zero-padded to max(pad_to, longest) rounded up to a multiple
+    of 160, plus 'length' (n,) int32. Every variant returns 'valid' (n,) float32, 0 for rows whose
+    file turned out broken (zeros, policy 'skip'), and 'speaker' (n,) int32.
+    """
+    indices = np.asarray(indices, np.int64)
+    if self.variant == 'words':
+      starts = self.crop_starts(indices, crop_key)
+      frames = np.minimum(self.lengths[indices] - starts, self.crop_length)
+      width = self.crop_length
+    else:
+      starts = np.zeros(len(indices), np.int64)
+      frames = self.lengths[indices]
+      longest = max(int(frames.max()) if len(frames) else 0, pad_to or 0)
+      width = -(-longest // FRAME_HOP) * FRAME_HOP
+    pieces = self._map(self._read, indices.tolist(), starts.tolist(), frames.tolist())
+    audio = np.zeros((len(indices), width), np.float32)  # (n, T)
+    valid = np.ones(len(indices), np.float32)
+    for row, piece in enumerate(pieces):
+      if piece is None:
+        valid[row] = 0.0
+      else:
+        audio[row, :len(piece)] = piece
+    out = {'audio': audio, 'valid': valid, **self.label_arrays(indices)}
+    if self.variant == 'utterances':
+      out['length'] = frames.astype(np.int32)
+    return out
+
+  def load_utterance(self, i: int) -> np.ndarray:
+    """The whole utterance i, (T,) float32 (a broken file: DataError, or zeros under 'skip')."""
+    audio = self._read(i, 0, int(self.lengths[i]))
+    return np.zeros(int(self.lengths[i]), np.float32) if audio is None else audio
+
+  def frame_labels(self, i: int) -> np.ndarray:
+    """(F,) int32 per-10-ms phone labels (41 classes) of utterance i from the alignment file."""
+    if self._phones is None:
+      self._phones = PhoneLabels(os.path.join(self.root, SPLIT_DIR, PHONE_FILE), self.cache_dir)
+    return self._phones[self.names[i]]
