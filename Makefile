@@ -15,10 +15,6 @@ venv: $(PY)
 
 demo: $(PY)
 	$(PY) train.py --config=configs/demo.py --workdir=workdirs/demo
-	$(PY) probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=speakers
-	$(PY) probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=vowels
-	$(PY) decode.py --config=configs/demo.py --workdir=workdirs/demo
-	$(PY) analyze.py --config=configs/demo.py --workdir=workdirs/demo
 
 test: $(PY)
 	$(PY) -m pytest tests -q --durations=15
@@ -29,4 +25,3 @@ test-fast: $(PY)
 bench: $(PY)
 	$(PY) bench/train_step.py
 	$(PY) bench/data.py
-	$(PY) bench/probe.py
