@@ -79,7 +79,6 @@ def analysis_config() -> ml_collections.ConfigDict:
       checkpoint='best',          # encoder checkpoint analysed: best | latest | <step>
       split='test',               # data split the features come from
       max_items=-1,               # -1: every item of the split; n: the first n (quick runs)
-      batch_size=64,              # encoder batch size for feature extraction
       tsne_per_class=100,         # at most this many points per class in the t-SNE (the original's 100)
       tsne_perplexity=0.0,        # 0: int(sqrt(N)), as the original
       tsne_max_iter=1000,

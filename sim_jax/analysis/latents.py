@@ -96,6 +96,7 @@ def plot_scatter3d(points: np.ndarray, labels: np.ndarray, class_names: list[str
   ax.set_xlabel(f'channel {channels[0]}')
   ax.set_ylabel(f'channel {channels[1]}')
   ax.set_zlabel(f'channel {channels[2]}')
+  ax.locator_params(nbins=4)
   if len(class_names) <= 20:
     ax.legend(fontsize=7)
   ax.set_title(title, fontsize=9)
@@ -127,7 +128,8 @@ def plot_histograms(frames: np.ndarray, dims: np.ndarray, path: str, title: str)
     ax.axis('off')
   for ax, d in zip(axes.flat, dims):
     values = np.clip(frames[:, d], -4, 4)
-    ax.hist(values, bins=100, range=(-4, 4), density=True, color='tab:blue', alpha=0.8)
+    ax.hist(values, bins=100, range=(-4, 4), density=True, histtype='stepfilled', color='tab:blue',
+            alpha=0.8)
     ax.plot(grid, pdf, color='red', lw=1)
     ax.set_title(f'dim {d}', fontsize=7)
     ax.set_ylim(0, 5)
@@ -143,12 +145,14 @@ def plot_dimension_stats(stats: dict, path: str, title: str) -> None:
   fig, axes = plt.subplots(1, 3, figsize=(12, 3.0))
   for ax, key, ref, label in ((axes[0], 'mean', 0.0, 'mean'), (axes[1], 'var', 1.0, 'variance'),
                               (axes[2], 'kl', 0.0, 'KL(N(m, v) ‖ N(0, 1)) [nats]')):
-    ax.bar(np.arange(len(order)), stats[key][order], width=1.0, color='tab:blue')
+    values = stats[key][order] if key == 'mean' else np.maximum(stats[key][order], 1e-12)
+    ax.bar(np.arange(len(order)), values, width=1.0, color='tab:blue')
     ax.axhline(ref, color='red', lw=0.8)
     ax.set_title(label, fontsize=9)
     ax.set_xlabel('dimension (sorted by KL)')
     if key != 'mean':
-      ax.set_yscale('symlog', linthresh=1e-2)
+      ax.set_yscale('log')
+      ax.set_ylim(bottom=max(min(float(stats[key].min()), ref or 1.0) / 2, 1e-12))
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   io.save_figure(fig, path)

@@ -93,18 +93,19 @@ def plot_weight_heatmap(weights: np.ndarray, class_names: list[str], path: str, 
                         top: int = 32) -> None:
   """Rescaled weights as a classes × dimensions heatmap, dimensions sorted by importance.
 
-  Left: all dimensions; right: the `top` most important with their indices. For many classes (e.g.
-  251 speakers) the rows are not labelled.
+  Left: all dimensions; right (when there are more): the `top` most important, with their indices.
+  For many classes (e.g. 251 speakers) the rows are not labelled.
   """
   rescaled = rescale_per_class(weights)
   order = importance_order(weights)
-  top = min(top, len(order))
+  panels = [(order, f'all {len(order)} dimensions (sorted by importance)')]
+  if len(order) > top:
+    panels.append((order[:top], f'top {top} dimensions'))
   num_classes = len(class_names)
   height = 1.2 + min(0.22 * num_classes, 8.0)
-  fig, axes = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={'width_ratios': [2.2, 1]},
-                           squeeze=False)
-  for ax, dims, label in ((axes[0][0], order, f'all {len(order)} dimensions (sorted by importance)'),
-                          (axes[0][1], order[:top], f'top {top} dimensions')):
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.5 + 4 * len(panels), height), squeeze=False,
+                           gridspec_kw={'width_ratios': [2.2, 1][:len(panels)]})
+  for ax, (dims, label) in zip(axes[0], panels):
     image = ax.imshow(rescaled[:, dims], aspect='auto', cmap='RdBu_r', vmin=-1, vmax=1,
                       interpolation='nearest')
     ax.set_xlabel(label)
@@ -112,7 +113,8 @@ def plot_weight_heatmap(weights: np.ndarray, class_names: list[str], path: str, 
       ax.set_yticks(range(num_classes), class_names, fontsize=7)
     else:
       ax.set_ylabel(f'{num_classes} classes')
-  axes[0][1].set_xticks(range(top), [str(d) for d in order[:top]], rotation=90, fontsize=6)
+    if len(dims) <= top:
+      ax.set_xticks(range(len(dims)), [str(d) for d in dims], rotation=90, fontsize=6)
   fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, label='weight (per class min-max → [−1, 1])')
   fig.suptitle(title)
   io.save_figure(fig, path)
