@@ -41,19 +41,23 @@ def train_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 def probe_config(dataset: str) -> ml_collections.ConfigDict:
-  """Linear-probe settings (§5): see probe.py."""
+  """Linear-probe settings (§5): see probe.py and sim_jax/probe/."""
   return ml_collections.ConfigDict(dict(
-      task='speakers' if dataset == 'librispeech' else 'syllables',  # speakers|phones|syllables|vowels
-      source='context',           # context | module_<i> | layer_<j> (CPC conv layer j)
-      features='mean',            # mean (deterministic) | sample (SIM: a fresh draw per pass/epoch)
-      bias=True,
-      num_epochs=50,
-      learning_rate=1e-3,
-      batch_size=64,
-      gradient_clipping=0.0,      # 0 = off
-      seed=0,
-      seeds=1,                    # repeat with this many seeds, report mean ± std
-      checkpoint='best',          # best | latest | <step>
+      task='speakers' if dataset == 'librispeech' else 'syllables',  # speakers | phones | syllables | vowels
+      source='context',           # context (GRU) | module_<i> (Gaussian-head module i) | layer_<j> (conv layer j of the stack)
+      features='mean',            # mean (deterministic, cached) | sample (SIM: a fresh draw every epoch, as the original)
+      bias=True,                  # the probe's bias (independent of the source; the original ties them)
+      standardize=True,           # z-score features with the training split's per-dim mean / std (False: raw, as the original)
+      num_epochs=50,              # the original's: 50 (syllables, vowels, speakers), 20 (phones)
+      learning_rate=1e-3,         # Adam; the original's phone probe uses 1e-4 at one utterance per step
+      batch_size=64,              # items (phones: utterances) per probe step
+      gradient_clipping=0.0,      # max global gradient norm; 0 = off (the original's README: 1.0 for speakers/phones)
+      eval_every_epochs=1,        # test accuracy for the learning curve every n epochs; 0 = only at the end
+      train_crops=4,              # cropping data, 'mean' features: crop sets drawn once and cycled over epochs
+      extract_batch_size=16,      # encoder batch size for feature extraction
+      seed=0,                     # first seed; also fixes the crops
+      seeds=1,                    # repeat with seeds seed..seed+seeds-1, report mean ± std
+      checkpoint='best',          # encoder checkpoint: best | latest | <step>
   ))
 
 

@@ -1,0 +1,44 @@
+"""Linear probes on the frozen features of a trained encoder (reference-semantics §5).
+
+  python probe.py --config=configs/sim_deboer.py --workdir=workdirs/sim_deboer --config.probe.task=syllables
+  python probe.py --config=configs/sim_deboer.py --workdir=workdirs/sim_deboer --config.probe.task=vowels \
+      --config.probe.source=module_2 --config.probe.bias=False
+  python probe.py --config=configs/sim_librispeech.py --workdir=workdirs/sim_librispeech --config.probe.task=phones
+  python probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=speakers --config.probe.seeds=3
+
+The encoder (and its architecture) comes from the workdir's checkpoint (config.probe.checkpoint:
+best | latest | <step>); --config gives the data and the probe settings (config.probe: task, source,
+features, bias, epochs, ...). Writes <workdir>/probes/<task>_<source>[_nobias][_sample]/:
+results.json, confusion.png, learning_curve.png, weights.npz, metrics.jsonl. Features are cached in
+<workdir>/probes/cache/ and reused by later runs.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from sim_jax.cli import run_main
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
+                                lock_config=True)
+flags.DEFINE_string('workdir', None, 'Training workdir (train.py --workdir) holding the encoder.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  del argv
+
+  def run():
+    from sim_jax.probe import probe_name, run_probe
+    result = run_probe(FLAGS.config, FLAGS.workdir)
+    for name, e in result['evaluations'].items():
+      spread = f' ± {e["accuracy_std"]:.4f}' if result['num_seeds'] > 1 else ''
+      print(f'{result["task"]} ({name}): accuracy {e["accuracy"]:.4f}{spread} over '
+            f'{e["num_test_targets"]} test targets; chance {e["chance"]:.4f}, majority {e["majority"]:.4f}')
+    print(f'done: {FLAGS.workdir}/probes/{probe_name(FLAGS.config.probe)}')
+
+  run_main(run)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,280 @@
+"""Features of a frozen encoder for the probes: which representation, extraction, and the cache.
+
+Feature sources (`config.probe.source`), chosen independently of the probe's bias (the original
+ties the two together, reference-semantics §5.1 — here they are separate settings):
+  'context'     the context of the last module: the GRU output (SIM / GIM module 3, CPC's GRU);
+  'module_<i>'  the output of Gaussian-head module i: SIM / GIM conv modules 0..2, CPC module 0
+                (its mean head after the whole conv stack);
+  'layer_<j>'   conv layer j of the stack, counted over all conv layers in order (for CPC the
+                intermediate layers the original reaches with `encoder_layer`; for SIM / GIM layers
+                0-1 are module 0's, 2-3 module 1's, 4 module 2's), before the mean head.
+`config.probe.features` picks 'mean' (every module passes on its mean: deterministic) or 'sample'
+(SIM only: every Gaussian module passes on a fresh draw, and a 'module_<i>' source is such a draw,
+as the original's `get_latents` with deterministic=False).
+
+Deterministic features are computed once per (checkpoint, source, data split, variant, crop set)
+and cached in `<workdir>/probes/cache/<digest>/` (features.f32 + meta.json, written to a temporary
+folder and renamed), so reruns, other tasks on the same data and extra seeds reuse them. The key
+includes a digest of the encoder parameters, so retraining a workdir never serves stale features.
+"""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from sim_jax import data as data_lib
+from sim_jax import io
+from sim_jax.models import encode
+from sim_jax.models.encoder import Encoder
+from sim_jax.models.layers import conv_frames
+from sim_jax.train.checkpoint import TrainedEncoder
+
+FEATURES = ('mean', 'sample')
+
+
+class ProbeError(ValueError):
+  """Bad probe input: feature source, task, settings the encoder or dataset cannot serve."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSource:
+  """A representation of the encoder.
+
+  name: as in config.probe.source. module: the encoder module that produces it (the encoder runs
+  modules 0..module). layer: conv layer index inside that module, or None for its output.
+  output: 'c' (context) or 'z' (module output: mean or sample); dim: width; hop: samples per frame;
+  sample: SIM samples instead of means.
+  """
+
+  name: str
+  module: int
+  layer: int | None
+  output: str
+  dim: int
+  hop: int
+  sample: bool
+
+
+def _hop(layers) -> int:
+  hop = 1
+  for _, stride, _, _ in layers:
+    hop *= stride
+  return hop
+
+
+def feature_source(trained: TrainedEncoder, name: str, features: str = 'mean') -> FeatureSource:
+  """Validate config.probe.source / .features against the encoder of `trained`."""
+  specs = trained.encoder.specs
+  kind = trained.config.model.kind
+  if features not in FEATURES:
+    raise ProbeError(f"config.probe.features={features!r}: use one of {FEATURES}")
+  sample = features == 'sample'
+  if sample and not any(s.gaussian for s in specs):
+    raise ProbeError(f"config.probe.features='sample' needs a SIM encoder; this one is {kind!r} — "
+                     "use 'mean'")
+  heads = [i for i, s in enumerate(specs) if s.kind in ('conv', 'cpc')]
+  conv_layers = [(i, j) for i in heads for j in range(len(specs[i].layers))]
+  choices = (f"'context', 'module_<i>' for i in {heads[0]}..{heads[-1]}, "
+             f"'layer_<j>' for j in 0..{len(conv_layers) - 1}")
+  match = re.fullmatch(r'(context|module|layer)(?:_(\d+))?', name)
+  if match is None or (match.group(1) == 'context') != (match.group(2) is None):
+    raise ProbeError(f'config.probe.source={name!r} is not a feature source of this {kind} encoder; '
+                     f'use {choices}')
+  what, index = match.group(1), int(match.group(2) or 0)
+  if what == 'context':
+    module = len(specs) - 1
+    return FeatureSource(name, module, None, 'c', specs[module].gru_hidden,
+                         _hop(sum((s.layers for s in specs), ())), sample)
+  if what == 'module':
+    if index not in heads:
+      why = f'module {index} is the GRU — use \'context\'' if index < len(specs) else 'out of range'
+      raise ProbeError(f'config.probe.source={name!r}: {why}; this {kind} encoder has {choices}')
+    return FeatureSource(name, index, None, 'z', specs[index].channels,
+                         _hop(sum((s.layers for s in specs[:index + 1]), ())), sample)
+  if index >= len(conv_layers):
+    raise ProbeError(f'config.probe.source={name!r} is out of range; this {kind} encoder has {choices}')
+  module, layer = conv_layers[index]
+  before = sum((s.layers for s in specs[:module]), ())
+  return FeatureSource(name, module, layer, 'layers', specs[module].channels,
+                       _hop(before + specs[module].layers[:layer + 1]), sample)
+
+
+def source_frames(specs, source: FeatureSource, num_samples) -> np.ndarray:
+  """Frames of `source` for inputs of `num_samples` samples (int, numpy or jax array, elementwise)."""
+  length = num_samples
+  for i, spec in enumerate(specs[:source.module + 1]):
+    layers = spec.layers if i < source.module or source.layer is None else spec.layers[:source.layer + 1]
+    for kernel, stride, padding, _ in layers:
+      length = conv_frames(length, kernel, stride, padding)
+  return length
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def compute_features(encoder: Encoder, source: FeatureSource, keep_frames: bool, variables, audio,
+                     lengths, key):
+  """Features of `source` for a batch: (frames (B, L, D), pooled (B, D), valid (B, L)); jitted.
+
+  audio (B, T) is zero-padded; `lengths` (B,) are the real samples of each row: frames past them are
+  not valid and pooled is the mean over the valid frames only. `key` is used only for SIM samples.
+  Without `keep_frames` only pooled is returned (frames and valid are None).
+  """
+  outputs = encode(encoder, variables, audio, num_modules=source.module + 1,
+                   sample_key=key if source.sample else None)
+  out = outputs[source.module]
+  frames = out['layers'][source.layer] if source.output == 'layers' else out[source.output]
+  valid = jnp.arange(frames.shape[1])[None, :] < source_frames(encoder.specs, source, lengths)[:, None]
+  weights = valid.astype(frames.dtype)
+  pooled = jnp.einsum('bld,bl->bd', frames, weights) / jnp.maximum(weights.sum(1, keepdims=True), 1)
+  return (frames, pooled, valid) if keep_frames else (None, pooled, None)
+
+
+def params_digest(variables) -> str:
+  """A short hash of every array of the encoder's variables (the cache key's identity of weights)."""
+  digest = hashlib.sha1()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:
+    digest.update(jax.tree_util.keystr(path).encode())
+    digest.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
+  return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Features:
+  """Features of every item of a data split, in the split's order.
+
+  pooled: (N, D) time-averaged. valid: (N,) bool, False for items whose file was broken and skipped
+  while loading (their rows are zero). frames: (F, D) every valid frame of every item, item i's frames at rows
+  offsets[i]:offsets[i+1] (None when only pooled features were asked for).
+  """
+
+  pooled: np.ndarray
+  valid: np.ndarray
+  frames: np.ndarray | None = None
+  offsets: np.ndarray | None = None
+
+
+def extract(trained: TrainedEncoder, source: FeatureSource, data_source, *, batch_size: int,
+            epoch: int, seed: int, key=None, frames: bool = False, out_dir: str | None = None,
+            desc: str = 'features') -> Features:
+  """Run the frozen encoder once over `data_source` (whole split, in order, padded last batch).
+
+  Crops (for a cropping source) are those of `data_lib.batches(..., seed, epoch)`. `key` seeds SIM
+  samples (required when source.sample). With `frames`, every valid frame is kept too — streamed to
+  `out_dir/frames.f32` and memory-mapped when `out_dir` is given (large splits), else in memory.
+  """
+  if source.sample and key is None:
+    raise ValueError('sampled features need a PRNG key')
+  n = len(data_source)
+  batch_size = min(batch_size, n)
+  pooled = np.zeros((n, source.dim), np.float32)
+  valid = np.zeros(n, bool)
+  chunks, counts = [], np.zeros(n, np.int64)
+  sink = open(os.path.join(out_dir, 'frames.f32'), 'wb') if frames and out_dir else None
+  total = data_lib.steps_per_epoch(data_source, batch_size, drop_last=False)
+  batches = data_lib.batches(data_source, batch_size, seed=seed, epoch=epoch, shuffle=False,
+                             drop_last=False)
+  try:
+    for step, batch in enumerate(tqdm(batches, total=total, desc=desc, unit='batch', leave=False)):
+      audio = np.asarray(batch['audio'], np.float32)  # (B, T)
+      lengths = np.asarray(batch.get('length', np.full(len(audio), audio.shape[1])))  # (B,)
+      step_key = jax.random.fold_in(key, step) if key is not None else jax.random.PRNGKey(0)
+      f, p, v = jax.device_get(compute_features(trained.encoder, source, frames, trained.variables, audio,
+                                                lengths, step_key))  # (B, L, D), (B, D), (B, L)
+      real = np.flatnonzero(np.asarray(batch['mask']) > 0)  # padding and broken files are 0
+      index = np.asarray(batch['index'])[real]
+      pooled[index] = p[real]
+      valid[index] = True
+      if frames:
+        for b, i in zip(real, index):
+          rows = np.ascontiguousarray(f[b][v[b]], np.float32)  # (L_b, D)
+          counts[i] = len(rows)
+          if sink is not None:
+            sink.write(rows.tobytes())
+          else:
+            chunks.append(rows)
+  finally:
+    batches.close()
+    if sink is not None:
+      sink.close()
+  if not frames:
+    return Features(pooled, valid)
+  offsets = np.concatenate([[0], np.cumsum(counts)])  # (N + 1,)
+  if sink is not None:
+    flat = np.memmap(os.path.join(out_dir, 'frames.f32'), np.float32, 'r',
+                     shape=(int(offsets[-1]), source.dim))
+  else:
+    flat = np.concatenate(chunks) if chunks else np.zeros((0, source.dim), np.float32)
+  return Features(pooled, valid, flat, offsets)
+
+
+def cache_key(trained: TrainedEncoder, source: FeatureSource, data_source, *, data_config,
+              batch_size: int, epoch: int, seed: int) -> dict:
+  """What deterministic features depend on: weights, source, data split / variant / settings, crops."""
+  return {'checkpoint': os.path.abspath(trained.path), 'step': trained.step,
+          'weights': params_digest(trained.variables), 'source': source.name,
+          'corpus': data_source.corpus, 'split': data_source.split, 'variant': data_source.variant,
+          'items': len(data_source), 'data': data_config.to_dict(),
+          # crops are a function of (seed, epoch, batch position): only for cropping sources
+          'crops': [seed, epoch, batch_size] if data_source.item_length and _crops(data_source) else None}
+
+
+def _crops(data_source) -> bool:
+  return callable(getattr(data_source, 'crop_starts', None))
+
+
+def cached_features(cache_dir: str, trained: TrainedEncoder, source: FeatureSource, data_source, *,
+                    data_config, batch_size: int, epoch: int = 0, seed: int = 0,
+                    frames: bool = False) -> Features:
+  """Deterministic features of `data_source`, from `cache_dir` or computed once and stored there.
+
+  An entry holds pooled.npy, valid.npy and, once frames were asked for, frames.f32 + offsets.npy;
+  it is built in a temporary folder and renamed into place, so a killed run leaves no half entry.
+  """
+  if source.sample:
+    raise ValueError('sampled features are redrawn every pass and never cached')
+  key = cache_key(trained, source, data_source, data_config=data_config, batch_size=batch_size,
+                  epoch=epoch, seed=seed)
+  digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+  folder = os.path.join(cache_dir, digest)
+  meta = os.path.join(folder, 'meta.json')
+  if os.path.exists(meta) and (not frames or io.read_json(meta)['frames']):
+    return _load_entry(folder, source.dim)
+  os.makedirs(cache_dir, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=cache_dir, prefix=f'.{digest}.')
+  try:
+    what = f'{source.name} features ({data_source.corpus} {data_source.split} {data_source.variant})'
+    feats = extract(trained, source, data_source, batch_size=batch_size, epoch=epoch, seed=seed,
+                    frames=frames, out_dir=tmp, desc=what)
+    np.save(os.path.join(tmp, 'pooled.npy'), feats.pooled)
+    np.save(os.path.join(tmp, 'valid.npy'), feats.valid)
+    if frames:
+      np.save(os.path.join(tmp, 'offsets.npy'), feats.offsets)
+    io.write_json(os.path.join(tmp, 'meta.json'), {**key, 'frames': frames, 'dim': source.dim,
+                                                   'names': list(data_source.names)})
+    if os.path.exists(folder):
+      shutil.rmtree(folder)
+    os.rename(tmp, folder)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return _load_entry(folder, source.dim)
+
+
+def _load_entry(folder: str, dim: int) -> Features:
+  pooled = np.load(os.path.join(folder, 'pooled.npy'))
+  valid = np.load(os.path.join(folder, 'valid.npy'))
+  offsets_path = os.path.join(folder, 'offsets.npy')
+  if not os.path.exists(offsets_path):
+    return Features(pooled, valid)
+  offsets = np.load(offsets_path)
+  frames = np.memmap(os.path.join(folder, 'frames.f32'), np.float32, 'r', shape=(int(offsets[-1]), dim))
+  return Features(pooled, valid, frames, offsets)

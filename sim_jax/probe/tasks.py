@@ -1,0 +1,124 @@
+"""The probe tasks: which data, labels and evaluations each one uses, per corpus (reference-semantics §5).
+
+  speakers   time-averaged features -> speaker. LibriSpeech: trained on random 20480-sample crops
+             (as the original), evaluated on one crop per test utterance ('crops', the original's
+             number) and on whole test utterances ('utterances'). Demo: its fixed-length words.
+  phones     frame-wise features -> phone class (LibriSpeech: 41, demo: 7), labels aligned as the
+             original (the last len(labels) frames of each utterance), trained on batches of padded,
+             masked utterances, scored over all test frames. Needs a 10-ms (160-sample) feature rate.
+  syllables  time-averaged features -> syllable (9) of the de Boer 'syllables' variant (or the demo's).
+  vowels     the same items -> vowel (a / i / u).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from sim_jax import data as data_lib
+from sim_jax.data.common import FRAME_HOP, DataError
+from sim_jax.data.frames import align_frame_labels
+from sim_jax.probe.features import Features, FeatureSource, ProbeError
+from sim_jax.probe.linear import ProbeData
+
+TASKS = ('speakers', 'phones', 'syllables', 'vowels')
+NUM_LIBRISPEECH_PHONES = 41
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A probe task on one corpus.
+
+  label: the label key in `Source.labels` ('phone': per-frame labels via `Source.frame_labels`).
+  train_variant: the data variant trained on. evaluations: (name, test variant) pairs, the first
+  is the headline number. frame_wise: one prediction per frame instead of per item.
+  init: the probe's initialiser (the original's phone probe uses Xavier-normal weights).
+  """
+
+  name: str
+  label: str
+  train_variant: str
+  evaluations: tuple[tuple[str, str], ...]
+  frame_wise: bool = False
+  init: str = 'torch'
+
+
+# task -> corpus -> (train variant, evaluations)
+_TABLE = {
+    'speakers': {'librispeech': ('words', (('crops', 'words'), ('utterances', 'utterances'))),
+                 'demo': ('words', (('items', 'words'),))},
+    'phones': {'librispeech': ('utterances', (('frames', 'utterances'),)),
+               'demo': ('words', (('frames', 'words'),))},
+    'syllables': {'deboer': ('syllables', (('items', 'syllables'),)),
+                  'demo': ('syllables', (('items', 'syllables'),))},
+}
+_TABLE['vowels'] = _TABLE['syllables']
+_LABELS = {'speakers': 'speaker', 'phones': 'phone', 'syllables': 'syllable', 'vowels': 'vowel'}
+_WHY = {'speakers': 'it needs several speakers', 'phones': 'it has no per-frame phone labels',
+        'syllables': 'it has no single-syllable items', 'vowels': 'it has no single-syllable items'}
+
+
+def make_task(name: str, corpus: str) -> Task:
+  """The task `name` on `corpus` ('librispeech' | 'deboer' | 'demo'); a one-line error otherwise."""
+  if name not in TASKS:
+    raise ProbeError(f'config.probe.task={name!r}: use one of {", ".join(TASKS)}')
+  if corpus not in _TABLE[name]:
+    serving = ', '.join(_TABLE[name])
+    others = [t for t in TASKS if corpus in _TABLE[t]]
+    raise ProbeError(f'config.probe.task={name!r} cannot run on the {corpus} corpus ({_WHY[name]}); '
+                     f'it runs on {serving}; on {corpus} use task {" or ".join(others)}')
+  variant, evaluations = _TABLE[name][corpus]
+  frame_wise = name == 'phones'
+  return Task(name, _LABELS[name], variant, evaluations, frame_wise,
+              'xavier_normal' if frame_wise else 'torch')
+
+
+def check_source(task: Task, source: FeatureSource) -> None:
+  """Frame-wise tasks need features at the 10-ms label rate."""
+  if task.frame_wise and source.hop != FRAME_HOP:
+    raise ProbeError(f'config.probe.source={source.name!r} has a frame every {source.hop} samples; '
+                     f'the {task.name} labels come every {FRAME_HOP} (10 ms) — use source=context or '
+                     'a module / layer at that rate')
+
+
+def class_names(task: Task, data_source) -> list[str]:
+  """The class names of the task's label on `data_source`."""
+  names = data_source.class_names.get(task.label)
+  if names is None and task.label == 'phone' and data_source.corpus == 'librispeech':
+    names = [str(k) for k in range(NUM_LIBRISPEECH_PHONES)]
+  if names is None:
+    raise ProbeError(f'the {data_source.corpus} {data_source.variant} data has no {task.label!r} '
+                     f'labels (it has {", ".join(data_source.labels) or "none"})')
+  return list(names)
+
+
+def probe_data(task: Task, data_source, features: Features) -> tuple[ProbeData, int]:
+  """The task's labelled rows on `features` of `data_source`, and how many items lack labels.
+
+  Items whose audio was broken (skipped while loading) and, for phones, utterances without an
+  alignment get no labelled rows.
+  """
+  if not task.frame_wise:
+    labels = np.where(features.valid, data_source.labels[task.label], -1)
+    return ProbeData.pooled(features.pooled, labels), int(np.sum(~features.valid))
+  offsets = features.offsets
+  labels = np.full(int(offsets[-1]), -1, np.int32)
+  unlabelled = 0
+  for i in range(len(data_source)):
+    try:
+      frame_labels = data_source.frame_labels(i)
+    except DataError:
+      frame_labels = None
+    if frame_labels is None or not features.valid[i]:
+      unlabelled += 1
+      continue
+    labels[offsets[i]:offsets[i + 1]] = align_frame_labels(int(offsets[i + 1] - offsets[i]), frame_labels)
+  return ProbeData(features.frames, labels, offsets), unlabelled
+
+
+def make_sources(task: Task, data_config) -> tuple[object, dict]:
+  """The training source and {evaluation name: test source}."""
+  train = data_lib.make_source(data_config, 'train', task.train_variant)
+  tests = {}
+  for name, variant in task.evaluations:
+    tests[name] = data_lib.make_source(data_config, 'test', variant)
+  return train, tests
