@@ -146,18 +146,22 @@ def kde_tc_table(frames: np.ndarray, offsets: np.ndarray, channels: tuple, times
   sizes = sorted({min(c, frames.shape[1]) if c > 0 else frames.shape[1] for c in channels})
   table = []
   for size in sizes:
-    runs, nulls, scaled, gauss = [], [], [], []
+    runs, nulls, scaled, scaled_nulls, gauss = [], [], [], [], []
     for _ in range(repeats):
       x = sample_signals(frames, offsets, size, times, max_signals, rng)  # (n, size)
+      shuffled = permuted_null(x, int(rng.integers(1 << 31)))
+      unit = np.maximum(x.std(axis=0), 1e-12)  # (size,)
       runs.append(kde_total_correlation(x, bandwidth))
-      nulls.append(kde_total_correlation(permuted_null(x, int(rng.integers(1 << 31))), bandwidth))
-      scaled.append(kde_total_correlation(x / np.maximum(x.std(axis=0), 1e-12), bandwidth))
+      nulls.append(kde_total_correlation(shuffled, bandwidth))
+      scaled.append(kde_total_correlation(x / unit, bandwidth))
+      scaled_nulls.append(kde_total_correlation(shuffled / unit, bandwidth))
       gauss.append(gaussian_total_correlation(x)['tc'] if len(x) > size else float('nan'))
     table.append({'channels': size, 'times': times, 'max_signals': max_signals, 'samples': len(x),
                   'tc_mean': float(np.mean(runs)), 'tc_std': float(np.std(runs)), 'tc_runs': runs,
                   'null_tc_mean': float(np.mean(nulls)),
                   'standardized_tc_mean': float(np.mean(scaled)),
                   'standardized_tc_std': float(np.std(scaled)),
+                  'standardized_null_tc_mean': float(np.mean(scaled_nulls)),
                   'gaussian_tc_mean': float(np.mean(gauss))})
   return table
 
@@ -173,6 +177,8 @@ def plot_kde_table(table: list[dict], path: str, title: str) -> None:
   ax.errorbar(sizes, [r['standardized_tc_mean'] for r in table],
               yerr=[r['standardized_tc_std'] for r in table], marker='D', capsize=3, color='tab:purple',
               label='KDE, unit-variance channels')
+  ax.plot(sizes, [r['standardized_null_tc_mean'] for r in table], 'd--', color='plum',
+          label='KDE, unit-variance, shuffled')
   ax.plot(sizes, [r['gaussian_tc_mean'] for r in table], '^-', color='tab:green',
           label='Gaussian, same samples')
   ax.set_xscale('log')

@@ -35,7 +35,9 @@ SECTIONS = (
      'original\'s estimator (bandwidth 0.1, resubstitution) on random channel subsets; its "null" is '
      'the value it reports for column-shuffled samples — compare against it, not against 0. A fixed '
      'bandwidth is not scale-invariant (channels with std ≪ 0.1 give ≈ 0 whatever their dependence), '
-     'so the KDE is also shown on unit-variance channels.'),
+     'so the KDE is also shown on unit-variance channels. In many dimensions the resubstitution KDE '
+     'mostly measures its own bias (each point\'s kernel dominates the joint density): read it '
+     'against its shuffled value.'),
     ('decoder', 'Decoder', 'Reconstructions, samples of the prior and latent traversals (decode.py).'),
 )
 

@@ -115,8 +115,8 @@ def plot_weight_heatmap(weights: np.ndarray, class_names: list[str], path: str, 
       ax.set_ylabel(f'{num_classes} classes')
     if len(dims) <= top:
       ax.set_xticks(range(len(dims)), [str(d) for d in dims], rotation=90, fontsize=6)
-  fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, label='weight (per class min-max → [−1, 1])')
-  fig.suptitle(title)
+  fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, label='per-class min-max → [−1, 1]')
+  fig.suptitle(title, fontsize=10)
   io.save_figure(fig, path)
 
 

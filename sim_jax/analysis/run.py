@@ -1,0 +1,438 @@
+"""analyze.py end to end: a trained workdir in, `<workdir>/report/` out.
+
+  report/results.json   every number, by section (see below), plus per-dimension / per-class details
+  report/figures/*.png  the analysis figures
+  report/index.html     the HTML report
+
+Sections of results.json: run, summary, training, probes, weights, latents, entanglement, decoder
+(and settings). Each is {'items': {name: {'numbers': {...}, 'groups': [{'title', 'note', 'files':
+[{'path', 'type', 'label'}]}], 'details': {...}}}} with file paths relative to the workdir, or,
+where a workdir lacks the inputs, {'missing': {'reason', 'commands'}} naming the commands that
+would fill it. Training, probe and decoder sections are read from what train.py, probe.py and
+decode.py wrote; probe weights, latents and entanglement are computed here. Features are those of
+config.analysis.split (de Boer / demo: the syllables variant, whose labels are syllable and vowel;
+LibriSpeech: 20480-sample crops with speaker labels); mean features go through the probes' feature
+cache (`<workdir>/probes/cache/`, batch size config.probe.extract_batch_size), so analysing after
+probing the same split costs no encoder pass.
+"""
+
+import dataclasses
+import glob
+import os
+import time
+
+import jax
+import numpy as np
+
+from sim_jax import data as data_lib
+from sim_jax import io
+from sim_jax.analysis import entanglement, latents, report, weights
+from sim_jax.config import analysis_config
+from sim_jax.probe import Features, cached_features, extract, feature_source
+from sim_jax.train.checkpoint import TrainedEncoder, load_config, load_trained_encoder
+
+FIGURES = os.path.join('report', 'figures')  # inside the workdir
+# Label kinds used for the 3-D scatter, in order of preference (the original: vowel).
+_SCATTER_LABELS = ('vowel', 'syllable', 'speaker')
+# Probes worth running per dataset: (task, source, bias); '{module}' = the analysed module.
+_PROBES = {
+    'deboer': (('syllables', 'context', True), ('vowels', 'context', True),
+               ('vowels', '{module}', False), ('syllables', '{module}', False)),
+    'demo': (('speakers', 'context', True), ('vowels', 'context', True),
+             ('vowels', '{module}', False), ('speakers', '{module}', False)),
+    'librispeech': (('speakers', 'context', True), ('phones', 'context', True),
+                    ('speakers', '{module}', False)),
+}
+
+
+class AnalysisError(ValueError):
+  """Settings or data the analysis cannot use."""
+
+
+class Commands:
+  """The shell commands that fill a workdir's sections (shown where a section is missing)."""
+
+  def __init__(self, config_file: str, workdir: str, dataset: str, module: int):
+    self.base = f'--config={config_file} --workdir={workdir}'
+    self.dataset = dataset
+    self.module = module
+
+  def train(self) -> str:
+    """The training command."""
+    return f'python train.py {self.base}'
+
+  def probes(self, bias: bool | None = None) -> list[str]:
+    """The probe commands suggested for this dataset (with bias=False: only the bias-free ones)."""
+    out = []
+    for task, source, with_bias in _PROBES[self.dataset]:
+      if bias is None or with_bias == bias:
+        extra = '' if with_bias else ' --config.probe.bias=False'
+        out.append(f'python probe.py {self.base} --config.probe.task={task} '
+                   f'--config.probe.source={source.format(module=f"module_{self.module}")}{extra}')
+    return out
+
+  def decoder(self) -> list[str]:
+    """One decoder command per conv module up to the analysed one."""
+    return [f'python decode.py {self.base} --config.decoder.module={m}' for m in range(self.module + 1)]
+
+
+def default_config_file(trained_config) -> str:
+  """configs/<kind>_<dataset>.py (configs/demo.py for the demo corpus): the guess used in hints."""
+  dataset = trained_config.data.name
+  return 'configs/demo.py' if dataset == 'demo' else f'configs/{trained_config.model.kind}_{dataset}.py'
+
+
+def _file(path: str, label: str) -> dict:
+  return {'path': path, 'type': 'wav' if path.endswith('.wav') else 'png', 'label': label}
+
+
+def _group(title: str, files: list[dict], note: str = '') -> dict:
+  return {'title': title, 'note': note, 'files': files}
+
+
+def _scalars(tree: dict, depth: int, prefix: str = '') -> dict:
+  """Scalar leaves (numbers, text, booleans) of a nested dict down to `depth` levels of nesting, as
+  {'a/b': value}; lists are skipped."""
+  out = {}
+  for key, value in tree.items():
+    name = f'{prefix}{key}'
+    if isinstance(value, dict) and depth > 0:
+      out.update(_scalars(value, depth - 1, name + '/'))
+    elif isinstance(value, (int, float, str, bool)) or value is None:
+      out[name] = value
+  return out
+
+
+def _missing(reason: str, commands: list[str]) -> dict:
+  return {'items': {}, 'missing': {'reason': reason, 'commands': commands}}
+
+
+def training_section(workdir: str, commands: Commands) -> dict:
+  """Loss curves and the last validation of `<workdir>/metrics.jsonl`."""
+  records = io.read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
+  has_plot = os.path.exists(os.path.join(workdir, 'loss_curves.png'))
+  if not records and not has_plot:
+    return _missing('no metrics.jsonl or loss_curves.png in the workdir (an imported checkpoint?)',
+                    [commands.train()])
+  numbers = {'last logged step': records[-1]['step']} if records else {}
+  val = [r for r in records if 'val/total' in r]
+  if val:
+    numbers['last validation step'] = val[-1]['step']
+    for key in ('total', 'nce', 'kld'):
+      for i, v in enumerate(val[-1].get(f'val/{key}', [])):
+        numbers[f'module {i} validation {key}'] = v
+  groups = [_group('', [_file('loss_curves.png', 'per-module loss curves')])] if has_plot else []
+  return {'items': {'': {'numbers': numbers, 'groups': groups}}}
+
+
+def _probe_dirs(workdir: str) -> list[str]:
+  return sorted(os.path.dirname(p) for p in glob.glob(os.path.join(workdir, 'probes', '*', 'results.json')))
+
+
+def probes_section(workdir: str, commands: Commands) -> dict:
+  """Every probe folder: the top-level numbers of its results.json and its figures."""
+  items = {}
+  for probe_dir in _probe_dirs(workdir):
+    pngs = sorted(glob.glob(os.path.join(probe_dir, '*.png')))
+    files = [_file(os.path.relpath(p, workdir), os.path.splitext(os.path.basename(p))[0]) for p in pngs]
+    items[os.path.basename(probe_dir)] = {
+        'numbers': _scalars(io.read_json(os.path.join(probe_dir, 'results.json')), depth=0),
+        'groups': [_group('', files)]}
+  if not items:
+    return _missing('no probe results in probes/', commands.probes())
+  return {'items': items}
+
+
+def weights_section(workdir: str, commands: Commands) -> dict:
+  """Probe-weight analysis of every bias-free probe (folders probes/*_nobias*/ with weights.npz)."""
+  items = {}
+  for probe_dir in _probe_dirs(workdir):
+    name = os.path.basename(probe_dir)
+    if '_nobias' not in name or not os.path.exists(os.path.join(probe_dir, 'weights.npz')):
+      continue
+    result = weights.analyze_probe_weights(probe_dir, os.path.join(workdir, FIGURES))
+    c = result['concentration']
+    heatmap, cumulative = (os.path.relpath(p, workdir) for p in result['figures'])
+    items[name] = {
+        'numbers': {'classes': c['num_classes'], 'dimensions': c['num_dims'],
+                    'mean dims holding 50 % of |w|': c['mean_dims_for_50pct'],
+                    'mean dims holding 90 % of |w|': c['mean_dims_for_90pct'],
+                    'fraction of dims for 90 %': c['mean_frac_dims_for_90pct'],
+                    'mean entropy of |w| (nats)': c['mean_entropy'],
+                    'normalised entropy (0–1)': c['mean_normalized_entropy'],
+                    'effective dims exp(entropy)': c['mean_effective_dims'],
+                    'most important dims': ', '.join(map(str, result['top_dims'][:8]))},
+        'groups': [_group('', [_file(heatmap, 'weights per class, sorted by importance'),
+                               _file(cumulative, 'cumulative share of |w|')])],
+        'details': {'class_names': result['class_names'], 'concentration': c,
+                    'top_dims': result['top_dims']}}
+  if not items:
+    return _missing('no bias-free probe (probes/*_nobias*/weights.npz)', commands.probes(bias=False))
+  return {'items': items}
+
+
+def decoder_section(workdir: str, commands: Commands) -> dict:
+  """Every decoder module folder: its results.json numbers and the files of its outputs.json."""
+  items = {}
+  for module_dir in sorted(glob.glob(os.path.join(workdir, 'decoder', 'module_*'))):
+    manifest = os.path.join(module_dir, 'outputs.json')
+    results = os.path.join(module_dir, 'results.json')
+    if not os.path.exists(manifest) and not os.path.exists(results):
+      continue
+    prefix = os.path.relpath(module_dir, workdir)
+    groups = []
+    for section in (io.read_json(manifest).get('sections', []) if os.path.exists(manifest) else []):
+      files = [_file(os.path.join(prefix, f['path']), f.get('label', f['path']))
+               for f in section.get('files', [])]
+      groups.append(_group(section.get('title', section.get('name', '')), files, section.get('note', '')))
+    numbers = _scalars(io.read_json(results), depth=1) if os.path.exists(results) else {}
+    items[os.path.basename(module_dir)] = {'numbers': numbers, 'groups': groups}
+  if not items:
+    return _missing('no decoder outputs in decoder/', commands.decoder())
+  return {'items': items}
+
+
+def summary_section(results: dict) -> dict:
+  """Headline numbers of the other sections: probe accuracy, weight concentration, total
+  correlation, KL to the prior, decoder SNR."""
+  def item(section):
+    return results[section].get('items', {}).get('', {})
+
+  out = {'kind': item('run')['numbers'].get('kind'), 'channels': item('run')['numbers'].get('channels')}
+  for name, probe in results['probes'].get('items', {}).items():
+    out[f'{name}: accuracy'] = probe['numbers'].get('accuracy')
+  for name, weight in results['weights'].get('items', {}).items():
+    out[f'{name}: mean dims holding 90 % of |w|'] = weight['numbers']['mean dims holding 90 % of |w|']
+    out[f'{name}: normalised entropy of |w|'] = weight['numbers']['normalised entropy (0–1)']
+  out['Gaussian TC excess per dim (nats)'] = item('entanglement')['numbers'].get('Gaussian TC excess per dim')
+  kde = item('entanglement').get('details', {}).get('kde', [])
+  if kde and 'standardized_null_tc_mean' in kde[-1]:
+    row = kde[-1]
+    out[f'KDE TC unit-variance minus shuffled, {row["channels"]} channels'] = (
+        row['standardized_tc_mean'] - row['standardized_null_tc_mean'])
+  out['mean KL(N(m, v) ‖ N(0, 1)) per dim'] = item('latents')['numbers'].get('mean KL(N(m, v) ‖ N(0, 1)) per dim')
+  for name, module in results['decoder'].get('items', {}).items():
+    out[f'decoder {name}: SNR (dB)'] = module['numbers'].get('reconstruction/snr_db')
+  return {'items': {'': {'numbers': {k: v for k, v in out.items() if v is not None}}}}
+
+
+def analysed_module(trained: TrainedEncoder, module: int) -> int:
+  """The Gaussian-head module to analyse: `module`, or the last one for -1."""
+  heads = [i for i, s in enumerate(trained.encoder.specs) if s.kind in ('conv', 'cpc')]
+  if module < 0:
+    return heads[-1]
+  if module not in heads:
+    raise AnalysisError(f'config.analysis.module={module}: this {trained.config.model.kind} encoder '
+                        f'has conv modules {heads} (or -1 for the last)')
+  return module
+
+
+class _SubsetSource(data_lib.Source):
+  """Items `indices` of another source (same labels, classes and loader)."""
+
+  def __init__(self, base, indices: np.ndarray):
+    super().__init__(split=base.split, variant=base.variant, names=[base.names[i] for i in indices],
+                     item_length=base.item_length, labels={k: v[indices] for k, v in base.labels.items()},
+                     class_names=base.class_names)
+    self.corpus = base.corpus
+    self._base = base
+    self._indices = indices
+
+  def load(self, indices, crop_key):
+    """Items of the base source."""
+    return self._base.load(self._indices[np.asarray(indices, np.int64)], crop_key)
+
+
+@dataclasses.dataclass
+class AnalysisData:
+  """What the latent and entanglement analyses read: the items, their labels and features."""
+
+  source: data_lib.Source
+  label_names: list[str]      # labels with class names, e.g. ['syllable', 'vowel']
+  context: np.ndarray         # (N, H) time-averaged context (GRU output)
+  module: Features            # the analysed module: pooled (N, D), frames (F, D), offsets (N + 1,)
+  title: str                  # e.g. 'SIM module 2 (mean)'
+
+
+def _features(config, trained: TrainedEncoder, workdir: str, name: str, source, frames: bool) -> Features:
+  """Features `name` of every item of `source`: mean features through the probes' cache, SIM
+  samples drawn afresh."""
+  cfg = config.analysis
+  feature = feature_source(trained, name, cfg.features)
+  common = dict(batch_size=config.probe.extract_batch_size, epoch=0, seed=cfg.seed, frames=frames)
+  if feature.sample:
+    return extract(trained, feature, source, key=jax.random.PRNGKey(cfg.seed),
+                   desc=f'{name} features', **common)
+  return cached_features(os.path.join(workdir, 'probes', 'cache'), trained, feature, source,
+                         data_config=config.data, **common)
+
+
+def load_analysis_data(config, trained: TrainedEncoder, workdir: str, module: int) -> AnalysisData:
+  """The split config.analysis.split (a random config.analysis.max_items of it) and its features."""
+  cfg = config.analysis
+  variant = 'words' if config.data.name == 'librispeech' else 'syllables'
+  source = data_lib.make_source(config.data, cfg.split, variant)
+  if 0 <= cfg.max_items < len(source):
+    keep = np.sort(np.random.default_rng(cfg.seed).choice(len(source), cfg.max_items, replace=False))
+    source = _SubsetSource(source, keep)
+  if len(source) < 3:
+    raise AnalysisError(f'{config.data.name} {cfg.split} split: {len(source)} items; the analysis '
+                        'needs at least 3 (config.analysis.max_items)')
+  label_names = [k for k in source.labels if k in source.class_names]
+  context = _features(config, trained, workdir, 'context', source, frames=False)
+  feats = _features(config, trained, workdir, f'module_{module}', source, frames=True)
+  return AnalysisData(source, label_names, context.pooled, feats,
+                      f'{trained.config.model.kind.upper()} module {module} ({cfg.features})')
+
+
+def latents_section(data: AnalysisData, cfg, workdir: str) -> dict:
+  """t-SNE of the context, 3-D scatter of the most informative channels, histograms, per-dim stats."""
+  rng = np.random.default_rng(cfg.seed)
+  source, labels = data.source, data.source.labels
+  path = lambda name: os.path.join(workdir, FIGURES, name)  # noqa: E731
+  primary = data.label_names[0]
+  chosen = latents.per_class_subset(labels[primary], cfg.tsne_per_class, rng)
+  started = time.time()
+  embedding = latents.tsne(data.context[chosen], cfg.tsne_perplexity, cfg.tsne_max_iter, cfg.seed)
+  tsne_seconds = time.time() - started
+  latents.plot_tsne(embedding, {k: labels[k][chosen] for k in data.label_names}, source.class_names,
+                    path('tsne_context.png'), f't-SNE of the time-averaged context ({len(chosen)} items)')
+
+  scatter_label = next((k for k in _SCATTER_LABELS if k in data.label_names), primary)
+  y = labels[scatter_label]
+  channels, f_stat = latents.informative_channels(data.module.pooled, y, 3)
+  shown = latents.per_class_subset(y, max(1000 // len(source.class_names[scatter_label]), 1), rng)
+  latents.plot_scatter3d(data.module.pooled[shown][:, channels], y[shown],
+                         source.class_names[scatter_label], channels, path('scatter3d.png'),
+                         f'{data.title}, time-averaged: the 3 channels with the largest F for {scatter_label}')
+
+  frames = np.asarray(data.module.frames)  # (F, D)
+  stats = latents.dimension_stats(frames)
+  dims = np.arange(min(cfg.histogram_dims, frames.shape[1]))
+  latents.plot_histograms(frames, dims, path('histograms.png'), f'{data.title}: every frame, N(0, 1) in red')
+  latents.plot_dimension_stats(stats, path('dimension_stats.png'), f'{data.title}: per-dimension statistics')
+  figure = lambda name, label: _file(os.path.join(FIGURES, name), label)  # noqa: E731
+  return {'items': {'': {
+      'numbers': {'items': len(source), 'frames': stats['num_frames'], 'dimensions': stats['num_dims'],
+                  't-SNE points': len(chosen), 't-SNE seconds': tsne_seconds,
+                  f'3-D scatter channels (largest F for {scatter_label})': ', '.join(map(str, channels)),
+                  '3-D scatter F values': ', '.join(f'{f_stat[c]:.3g}' for c in channels),
+                  'mean KL(N(m, v) ‖ N(0, 1)) per dim': stats['mean_kl'],
+                  'median KL per dim': stats['median_kl'],
+                  'dims with variance < 0.01': stats['low_variance_dims'],
+                  'mean |mean| over dims': stats['mean_abs_mean'],
+                  'mean variance over dims': stats['mean_var']},
+      'groups': [
+          _group('t-SNE', [figure('tsne_context.png', 't-SNE, time-averaged GRU context')]),
+          _group('3-D scatter', [figure('scatter3d.png', '3 most informative channels')]),
+          _group('Per-dimension distributions', [
+              figure('histograms.png', 'histograms of the first dimensions'),
+              figure('dimension_stats.png', 'mean, variance, KL per dimension')],
+                 note=f'histograms of dims 0–{len(dims) - 1}')],
+      'details': {'scatter_label': scatter_label, 'scatter_channels': channels, 'f_statistic': f_stat,
+                  'mean': stats['mean'], 'var': stats['var'], 'kl': stats['kl']}}}}
+
+
+def entanglement_section(data: AnalysisData, cfg, workdir: str) -> dict:
+  """Gaussian total correlation over all dims and the original's KDE estimate on channel subsets."""
+  started = time.time()
+  frames = np.asarray(data.module.frames)  # (F, D)
+  gaussian = entanglement.gaussian_tc_summary(frames, cfg.seed)
+  kde = entanglement.kde_tc_table(frames, data.module.offsets, tuple(cfg.kde_channels), cfg.kde_times,
+                                  cfg.kde_max_signals, cfg.kde_repeats, cfg.kde_bandwidth, cfg.seed)
+  entanglement.plot_kde_table(kde, os.path.join(workdir, FIGURES, 'total_correlation.png'),
+                              f'{data.title}: KDE total correlation')
+  numbers = {'Gaussian TC, all dims (nats)': gaussian['tc'],
+             'Gaussian TC of shuffled data (bias)': gaussian['null_tc'],
+             'Gaussian TC excess over shuffled': gaussian['excess_tc'],
+             'Gaussian TC excess per dim': gaussian['excess_tc_per_dim'],
+             'Gaussian TC dims / frames': f'{gaussian["dims"]} / {gaussian["samples"]}'}
+  for row in kde:
+    c = row['channels']
+    numbers[f'KDE TC, {c} channels'] = f'{row["tc_mean"]:.4g} ± {row["tc_std"]:.2g}'
+    numbers[f'KDE TC of shuffled, {c} channels'] = row['null_tc_mean']
+    numbers[f'KDE TC unit-variance, {c} channels'] = (f'{row["standardized_tc_mean"]:.4g} ± '
+                                                      f'{row["standardized_tc_std"]:.2g}')
+    numbers[f'KDE TC unit-variance of shuffled, {c} channels'] = row['standardized_null_tc_mean']
+    numbers[f'Gaussian TC same samples, {c} channels'] = row['gaussian_tc_mean']
+  numbers['seconds'] = time.time() - started
+  note = (f'KDE samples: {cfg.kde_times} random frames per item, {cfg.kde_max_signals} samples, '
+          f'bandwidth {cfg.kde_bandwidth}, {cfg.kde_repeats} repeats')
+  return {'items': {'': {
+      'numbers': numbers,
+      'groups': [_group('', [_file(os.path.join(FIGURES, 'total_correlation.png'), 'KDE TC vs channels')],
+                        note)],
+      'details': {'gaussian': gaussian, 'kde': kde}}}}
+
+
+def workdir_config(workdir: str):
+  """A workdir's own config.json, with today's analysis defaults for settings it predates."""
+  config = load_config(workdir)
+  analysis = analysis_config()
+  if 'analysis' in config:
+    analysis.update(config.analysis.to_dict())
+  config.analysis = analysis
+  return config
+
+
+def _check_settings(cfg, trained: TrainedEncoder) -> None:
+  if cfg.features not in ('mean', 'sample'):
+    raise AnalysisError(f"config.analysis.features={cfg.features!r}: use 'mean' or 'sample'")
+  if cfg.features == 'sample' and not any(s.gaussian for s in trained.encoder.specs):
+    raise AnalysisError(f"config.analysis.features='sample' needs a SIM encoder; this one is "
+                        f"{trained.config.model.kind!r} — use 'mean'")
+  if cfg.split not in ('train', 'test'):
+    raise AnalysisError(f"config.analysis.split={cfg.split!r}: use 'train' or 'test'")
+
+
+def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = False) -> dict:
+  """Analyse the encoder of `workdir` with `config`'s data and analysis sections (None: the
+  workdir's own config.json). With `reuse`, the run / latents / entanglement sections of an earlier
+  report/results.json are kept and only the sections read from other stages are refreshed.
+
+  Writes report/results.json, report/figures/ and report/index.html; returns the results.
+  """
+  config = config if config is not None else workdir_config(workdir)
+  cfg = config.analysis
+  report_dir = os.path.join(workdir, 'report')
+  results_path = os.path.join(report_dir, 'results.json')
+  os.makedirs(os.path.join(workdir, FIGURES), exist_ok=True)
+  if reuse and os.path.exists(results_path):
+    results = {k: v for k, v in io.read_json(results_path).items()
+               if k in ('run', 'latents', 'entanglement', 'settings')}
+    module = results['run']['items']['']['numbers']['analysed module']
+    trained_config = load_config(workdir)
+  else:
+    trained = load_trained_encoder(workdir, cfg.checkpoint)
+    _check_settings(cfg, trained)
+    trained_config = trained.config
+    module = analysed_module(trained, cfg.module)
+    data = load_analysis_data(config, trained, workdir, module)
+    model = trained.config.model
+    results = {
+        'run': {'items': {'': {'numbers': {
+            'workdir': os.path.abspath(workdir), 'kind': model.kind, 'dataset': trained.config.data.name,
+            'channels': model.channels, 'GRU hidden': model.gru_hidden,
+            'checkpoint': os.path.relpath(trained.path, workdir), 'encoder step': trained.step,
+            'analysed module': module, 'features': cfg.features, 'split': cfg.split,
+            'variant': data.source.variant, 'items analysed': len(data.source),
+            'labels': ', '.join(data.label_names)}}}},
+        'latents': latents_section(data, cfg, workdir),
+        'entanglement': entanglement_section(data, cfg, workdir),
+        'settings': cfg.to_dict()}
+  results['run']['name'] = os.path.basename(os.path.abspath(workdir))
+  commands = Commands(config_file or default_config_file(trained_config), workdir, config.data.name, module)
+  results.update(training=training_section(workdir, commands), probes=probes_section(workdir, commands),
+                 weights=weights_section(workdir, commands), decoder=decoder_section(workdir, commands))
+  results['summary'] = summary_section(results)
+  io.write_json(results_path, results)
+  report.render_report([(workdir, results)], report_dir)
+  return results
+
+
+def compare(workdirs: list[str], results: list[dict], out_dir: str) -> str:
+  """Write the side-by-side report of analysed workdirs into `out_dir`; returns the page's path."""
+  path = report.render_report(list(zip(workdirs, results)), out_dir)
+  io.write_json(os.path.join(out_dir, 'results.json'),
+                {os.path.abspath(w): r for w, r in zip(workdirs, results)})
+  return path

@@ -1,0 +1,60 @@
+"""The whole pipeline on real de Boer data: a short CPU training of a narrow SIM, probes, a decoder,
+then analyze: every section filled, results.json numbers, the report's media open in Chromium."""
+
+import copy
+import os
+
+import numpy as np
+import pytest
+
+from sim_jax import io
+from sim_jax.analysis.run import analyze
+from tests.analysis import helpers
+
+QUICK = {
+    'train.num_epochs': 2, 'train.steps_per_epoch': 4, 'train.eval_steps': 1, 'train.batch_size': 16,
+    'train.log_every_steps': 1,
+    'probe.num_epochs': 3,
+    'decoder.num_epochs': 1, 'decoder.steps_per_epoch': 2, 'decoder.eval_steps': 1,
+    'decoder.batch_size': 16, 'decoder.score_items': 8, 'decoder.num_reconstructions': 2,
+    'decoder.num_samples': 2, 'decoder.interpolation_steps': 3, 'decoder.sweep_steps': 3,
+    'decoder.num_sweeps': 1,
+    'analysis.max_items': 150,
+}
+
+
+@pytest.mark.slow
+def test_deboer_workdir_full_report(shared_data, tmp_path):
+  from sim_jax.decoder.run import run as run_decoder
+  from sim_jax.probe import run_probe
+  from sim_jax.train.loop import train_and_evaluate
+  workdir = str(tmp_path / 'sim_deboer')
+  config = helpers.narrow_config('sim_deboer', os.path.join(shared_data, 'de_boer'), **QUICK)
+  train_and_evaluate(config, workdir)
+  for task, source, bias in (('vowels', 'module_2', False), ('syllables', 'context', True)):
+    probe_config = copy.deepcopy(config)
+    probe_config.probe.task, probe_config.probe.source, probe_config.probe.bias = task, source, bias
+    run_probe(probe_config, workdir)
+  run_decoder(config, workdir)
+
+  results = analyze(config, workdir, config_file='configs/sim_deboer.py')
+  for key in ('training', 'probes', 'weights', 'latents', 'entanglement', 'decoder'):
+    assert 'missing' not in results[key], (key, results[key].get('missing'))
+  run = results['run']['items']['']['numbers']
+  assert (run['dataset'], run['variant'], run['items analysed']) == ('deboer', 'syllables', 150)
+  assert run['labels'] == 'syllable, vowel'
+  weights = results['weights']['items']['vowels_module_2_nobias']['numbers']
+  assert weights['classes'] == 3 and 1 <= weights['mean dims holding 50 % of |w|'] <= 32
+  latent = results['latents']['items']['']
+  assert latent['numbers']['dimensions'] == 32 and latent['numbers']['frames'] == 150 * 55
+  ent = results['entanglement']['items']['']['details']
+  assert np.isfinite(ent['gaussian']['tc']) and [r['channels'] for r in ent['kde']] == [10, 32]
+  assert {'syllables_context', 'vowels_module_2_nobias'} <= set(results['probes']['items'])
+  decoder = results['decoder']['items']['module_0']
+  assert any(f['type'] == 'wav' for g in decoder['groups'] for f in g['files'])
+  assert io.read_json(os.path.join(workdir, 'report', 'results.json'))['run'] == results['run']
+
+  page = os.path.join(workdir, 'report', 'index.html')
+  check = helpers.check_media(page, str(tmp_path))
+  assert check['bad'] == [] and check['audio'] > 4 and check['images'] > 10
+  helpers.screenshot(page, str(tmp_path / 'report.png'), str(tmp_path))
