@@ -62,16 +62,33 @@ def probe_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 def decoder_config(dataset: str) -> ml_collections.ConfigDict:
-  """Decoder / traversal settings (§6): see decode.py."""
+  """Decoder / traversal / contribution-score settings (§6): see decode.py."""
+  deboer = dataset == 'deboer'
   return ml_collections.ConfigDict(dict(
-      module=0,                   # conv module whose latents are decoded
-      latents='mean',             # mean | sample (SIM)
-      loss='mse',                 # mse | stft | mel | mse+stft | mse+mel
+      module=0,                   # conv module whose latents are decoded (0, 1, 2)
+      latents='mean',             # mean | sample (SIM: a fresh draw per batch, as the original)
+      loss='mse',                 # mse | stft | mel | mse+stft | mse+mel (the README runs use mse)
       num_epochs=200 if dataset != 'librispeech' else 50,
       learning_rate=2e-4,
       batch_size=64 if dataset != 'librispeech' else 8,
+      steps_per_epoch=-1,         # -1: the whole training split; n: at most n steps (quick runs)
+      eval_steps=-1,              # test batches per epoch; -1: the whole test split
+      log_every_steps=10,         # train-loss records in metrics.jsonl
       seed=0,
-      checkpoint='best',
+      checkpoint='best',          # encoder checkpoint decoded: best | latest | <step>
+      num_reconstructions=4,      # first test items written as original + reconstruction
+      num_samples=4,              # SIM: latents drawn from N(0, I) and decoded
+      interpolate_from='bagubi_1' if deboer else '',  # item name (test split, else train); '' = 1st test item
+      interpolate_to='babadu_1' if deboer else '',    # '' = the 2nd test item
+      interpolation_steps=10,     # steps from one item to the other, both ends included
+      partial_dims=64,            # k: partial interpolation of the k dims differing most (capped at the width)
+      sweep_dims='',              # comma-separated dims to sweep, e.g. '3,17'; '' = from the probe, see sweep_task
+      sweep_task='speakers' if dataset == 'librispeech' else 'vowels',  # probe whose weights pick the sweep dims
+      num_sweeps=3,               # dims swept when sweep_dims is '' (probe's largest weights, else largest std)
+      sweep_steps=7,              # values per sweep, from -sweep_sigmas to +sweep_sigmas standard deviations
+      sweep_sigmas=3.0,
+      score_items=200,            # contribution score: test items used (all if fewer), as the original
+      score_pairs=0,              # ordered pairs of them scored; 0 = all
   ))
 
 

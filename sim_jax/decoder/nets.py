@@ -8,7 +8,6 @@ encoder's `config.model.channels`; the output is one channel, returned as (B, T)
 from typing import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from sim_jax.models.layers import torch_uniform
@@ -38,8 +37,13 @@ class ConvTranspose1d(nn.Module):
   """PyTorch `ConvTranspose1d` with bias on (B, L, C_in) inputs.
 
   kernel[j, i, o] is PyTorch's weight[i, o, j]: input frame t adds x[t, i]·kernel[j, i, o] to output
-  sample t·stride + j - padding; `output_padding` extra samples are appended at the end. Initialised
-  like PyTorch, whose fan-in for a transposed conv is C_out·kernel.
+  sample t·stride + j - padding; `output_padding` (< stride) extra samples are appended at the end.
+  Initialised like PyTorch, whose fan-in for a transposed conv is C_out·kernel.
+
+  Computed in polyphase form: output sample q·stride + r (before cropping `padding`) is
+  sum_m x[q - m]·kernel[r + stride·m], so all phases together are ceil(kernel / stride) matmuls of
+  shifted inputs with (C_in, stride·C_out) weights, reshaped. This skips the zeros a stride-dilated
+  input would multiply, and avoids XLA:CPU's very slow weight gradient of short convolutions.
   """
 
   features: int
@@ -50,15 +54,20 @@ class ConvTranspose1d(nn.Module):
 
   @nn.compact
   def __call__(self, x):  # (B, L, C_in) -> (B, L', C_out)
-    bound = (self.features * self.kernel_size) ** -0.5
-    kernel = self.param('kernel', torch_uniform(bound), (self.kernel_size, x.shape[-1], self.features))
-    bias = self.param('bias', torch_uniform(bound), (self.features,))
-    # A transposed conv is a conv over the stride-dilated input with the flipped kernel.
-    edge = self.kernel_size - 1 - self.padding
-    y = jax.lax.conv_general_dilated(
-        x, jnp.flip(kernel, 0), window_strides=(1,), padding=[(edge, edge + self.output_padding)],
-        lhs_dilation=(self.stride,), dimension_numbers=('NWC', 'WIO', 'NWC'))
-    return y + bias
+    k, s, c_in, c_out = self.kernel_size, self.stride, x.shape[-1], self.features
+    bound = (c_out * k) ** -0.5
+    kernel = self.param('kernel', torch_uniform(bound), (k, c_in, c_out))
+    bias = self.param('bias', torch_uniform(bound), (c_out,))
+    taps = -(-k // s)
+    phases = jnp.pad(kernel, ((0, taps * s - k), (0, 0), (0, 0))).reshape(taps, s, c_in, c_out)
+    # phases[m, r] = kernel[r + s·m]
+    weight = phases.transpose(0, 2, 1, 3).reshape(taps, c_in, s * c_out)
+    padded = jnp.pad(x, ((0, 0), (taps - 1, taps), (0, 0)))  # x[q - m] = padded[q + taps - 1 - m]
+    rows = x.shape[1] + taps
+    y = sum(padded[:, taps - 1 - m:taps - 1 - m + rows] @ weight[m] for m in range(taps))  # (B, rows, s·C_out)
+    y = y.reshape(x.shape[0], rows * s, c_out)  # sample q·s + r = output sample + padding
+    length = transposed_frames(x.shape[1], k, s, self.padding, self.output_padding)
+    return y[:, self.padding:self.padding + length] + bias
 
 
 class Decoder(nn.Module):
@@ -72,7 +81,7 @@ class Decoder(nn.Module):
   channels: int
 
   @nn.compact
-  def __call__(self, z, length: int | None = None):  # (B, L, C) -> (B, T)
+  def __call__(self, z):  # (B, L, C) -> (B, T)
     x = z
     for j, (kernel, stride, padding, output_padding) in enumerate(self.layers):
       last = j == len(self.layers) - 1
@@ -80,17 +89,7 @@ class Decoder(nn.Module):
                           name=f'deconv_{j}')(x)
       if not last:
         x = nn.relu(x)
-    audio = x[..., 0]  # (B, T')
-    if length is not None:
-      audio = fit_length(audio, length)
-    return audio
-
-
-def fit_length(audio, length: int):
-  """Crop or zero-pad (B, T') waveforms at the end to `length` samples."""
-  if audio.shape[1] >= length:
-    return audio[:, :length]
-  return jnp.pad(audio, ((0, 0), (0, length - audio.shape[1])))
+    return x[..., 0]
 
 
 def make_decoder(module: int, channels: int) -> Decoder:

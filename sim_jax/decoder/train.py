@@ -1,0 +1,223 @@
+"""Decoder training on a frozen encoder's latents: jitted step, checkpoints + resume, metrics.
+
+Layout of `<workdir>/decoder/module_<i>/`: checkpoints/<step>/ (latest, the resume point), best/
+(lowest test loss), metrics.jsonl (train loss per logged step, test loss and MSE per epoch),
+loss_curve.png. The run is a function of (config, seed): batch order, crops and SIM draws depend
+only on (seed, epoch, step), so a resumed run replays the same data.
+"""
+
+import functools
+import os
+import time
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec as P
+from tqdm import tqdm
+
+from sim_jax import data as data_lib
+from sim_jax import io
+from sim_jax.decoder.media import plot_decoder_loss
+from sim_jax.decoder.latents import DecoderError, LatentSource, latent_frames, latents
+from sim_jax.decoder.losses import mse_loss, reconstruction_loss
+from sim_jax.decoder.nets import Decoder, decoded_length, make_decoder
+from sim_jax.models import Encoder
+from sim_jax.train.checkpoint import Checkpoints, TrainedEncoder
+from sim_jax.train.step import make_mesh
+
+
+@flax.struct.dataclass
+class DecoderState:
+  """What decoder training carries from step to step."""
+
+  step: jax.Array   # () int32
+  params: Any       # {'deconv_<j>': {'kernel', 'bias'}}
+  opt_state: Any    # Adam state
+
+
+def module_dir(workdir: str, module: int) -> str:
+  """`<workdir>/decoder/module_<i>`: everything the decoder stage writes for one module."""
+  return os.path.join(workdir, 'decoder', f'module_{module}')
+
+
+@functools.partial(jax.jit, static_argnames=('decoder', 'width', 'frames', 'learning_rate'))
+def init_state(key, *, decoder: Decoder, width: int, frames: int, learning_rate: float) -> DecoderState:
+  """PyTorch-default initialised decoder parameters and a fresh Adam state (one compiled program)."""
+  params = decoder.init(key, jnp.zeros((1, frames, width), jnp.float32))['params']
+  return DecoderState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=optax.adam(learning_rate).init(params))
+
+
+def item_terms(loss_fn, pred, audio):
+  """Per item: the loss, the MSE and the signal power (mean square of the audio), (B, 3)."""
+  return jax.vmap(lambda p, t: jnp.stack([loss_fn(p[None], t[None]), mse_loss(p, t),
+                                          jnp.mean(jnp.square(t))]))(pred, audio)
+
+
+@functools.partial(jax.jit, static_argnames=('encoder', 'source', 'decoder', 'loss', 'learning_rate'),
+                   donate_argnums=(0,))
+def train_step(state: DecoderState, enc_vars, batch, key, *, encoder: Encoder, source: LatentSource,
+               decoder: Decoder, loss: str, learning_rate: float) -> tuple[DecoderState, jax.Array]:
+  """One Adam step of the decoder on the frozen encoder's latents of batch['audio'] (B, T).
+
+  The loss is the mean over the items with batch['mask'] 1 (padding and broken files never count).
+  Pure; jitted with the modules and settings static, so equal settings share one compilation.
+  """
+  audio, mask = batch['audio'], batch['mask']  # (B, T), (B,)
+  z = latents(encoder, source, enc_vars, audio, key)  # (B, L, C)
+  loss_fn = reconstruction_loss(loss)
+  tx = optax.adam(learning_rate)
+
+  def objective(params):
+    per_item = item_terms(loss_fn, decoder.apply({'params': params}, z), audio)[:, 0]
+    return jnp.sum(per_item * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+  value, grads = jax.value_and_grad(objective)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                       opt_state=opt_state), value
+
+
+@functools.partial(jax.jit, static_argnames=('encoder', 'source', 'decoder', 'loss'))
+def eval_step(params, enc_vars, batch, key, *, encoder: Encoder, source: LatentSource,
+              decoder: Decoder, loss: str) -> dict:
+  """Sums over the unmasked items of a batch: the loss, MSE and signal power ('loss', 'mse',
+  'power'), the latents ('z' (L, C), 'z_sq' (C,)) and the audio ('audio' (T,)); and their 'count'."""
+  audio, mask = batch['audio'], batch['mask']  # (B, T), (B,)
+  z = latents(encoder, source, enc_vars, audio, key)  # (B, L, C)
+  sums = mask @ item_terms(reconstruction_loss(loss), decoder.apply({'params': params}, z), audio)
+  return {'loss': sums[0], 'mse': sums[1], 'power': sums[2], 'count': jnp.sum(mask),
+          'z': jnp.einsum('blc,b->lc', z, mask), 'z_sq': jnp.einsum('blc,b->c', jnp.square(z), mask),
+          'audio': mask @ audio}
+
+
+def check_width(checkpoints: Checkpoints, source: LatentSource, path: str) -> None:
+  """Raise DecoderError when the saved decoder reads latents of another width than the encoder's."""
+  step = checkpoints.latest_step()
+  if step is None:
+    return
+  saved = os.path.join(path, 'checkpoints', str(step), 'default')  # orbax's folder of the one item
+  kernel = ocp.StandardCheckpointer().metadata(saved).item_metadata.tree['params']['deconv_0']['kernel']
+  if kernel.shape[1] != source.width:
+    raise DecoderError(f'decoder checkpoint {path}/checkpoints/{step} reads {kernel.shape[1]}-wide '
+                       f'latents but the encoder\'s module {source.module} is {source.width} wide '
+                       f'(retrained?); delete {path} to train a new decoder')
+
+
+def test_statistics(evaluate, params, enc_vars, test_source, decoder_config, sharding,
+                    prefetch: int) -> dict:
+  """Means over the test split (the last batch padded and masked; at most eval_steps batches):
+  'loss', 'mse', 'power' (mean square of the audio), 'mean_latent' (L, C), 'latent_mean' and
+  'latent_std' per dimension (C,) over items and frames, 'mean_audio' (T,)."""
+  cfg = decoder_config
+  key = jax.random.PRNGKey(cfg.seed + 1)  # the same SIM draws every epoch
+  batches = data_lib.batches(test_source, cfg.batch_size, seed=cfg.seed, epoch=0, shuffle=False,
+                             drop_last=False, sharding=sharding, prefetch=prefetch)
+  totals = None
+  for i, batch in enumerate(batches):
+    if i == cfg.eval_steps:
+      break
+    sums = evaluate(params, enc_vars, batch, jax.random.fold_in(key, i))
+    totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
+  batches.close()
+  totals = jax.device_get(totals)
+  count = float(totals['count'])
+  mean_latent = totals['z'] / count  # (L, C)
+  latent_mean = mean_latent.mean(axis=0)
+  latent_var = totals['z_sq'] / (count * mean_latent.shape[0]) - np.square(latent_mean)
+  return {'loss': float(totals['loss']) / count, 'mse': float(totals['mse']) / count,
+          'power': float(totals['power']) / count, 'mean_latent': mean_latent,
+          'latent_mean': latent_mean, 'latent_std': np.sqrt(np.maximum(latent_var, 0.0)),
+          'mean_audio': totals['audio'] / count}
+
+
+def train_decoder(config, workdir: str, trained: TrainedEncoder,
+                  source: LatentSource) -> tuple[Decoder, DecoderState, dict]:
+  """Train (or resume, or just load when done) the decoder of `source` in `<workdir>/decoder/`.
+
+  `config.decoder` holds the settings, `config.data` the corpus (its word-length items).
+  Returns the decoder, its final state and the final `test_statistics`.
+  """
+  cfg = config.decoder
+  out_dir = module_dir(workdir, source.module)
+  mesh = make_mesh()
+  sharding = NamedSharding(mesh, P('data'))
+  if cfg.batch_size % mesh.size:
+    raise ValueError(f'config.decoder.batch_size={cfg.batch_size} is not divisible by the '
+                     f'{mesh.size} devices; use a multiple of {mesh.size}')
+  train_source = data_lib.make_source(config.data, 'train', 'words')
+  test_source = data_lib.make_source(config.data, 'test', 'words')
+  steps_per_epoch = data_lib.steps_per_epoch(train_source, cfg.batch_size, drop_last=True)
+  if cfg.steps_per_epoch > 0:
+    steps_per_epoch = min(steps_per_epoch, cfg.steps_per_epoch)
+  if steps_per_epoch == 0:
+    raise ValueError(f'the training split has {len(train_source)} items, fewer than one batch of '
+                     f'config.decoder.batch_size={cfg.batch_size}')
+
+  decoder = make_decoder(source.module, source.width)
+  frames = latent_frames(trained, source, train_source.item_length)
+  if decoded_length(decoder.layers, frames) != train_source.item_length:
+    raise DecoderError(f'the module-{source.module} decoder turns {frames} frames into '
+                       f'{decoded_length(decoder.layers, frames)} samples, not the '
+                       f'{train_source.item_length} of a {config.data.name} item; the original\'s '
+                       f'decoders fit 10240- and 20480-sample items')
+  checkpoints = Checkpoints(out_dir)
+  log = io.MetricLog(os.path.join(out_dir, 'metrics.jsonl'), config.wandb, config.to_dict(),
+                     wandb_dir=out_dir)
+  try:
+    check_width(checkpoints, source, out_dir)
+    state = init_state(jax.random.PRNGKey(cfg.seed), decoder=decoder, width=source.width, frames=frames,
+                       learning_rate=cfg.learning_rate)
+    if checkpoints.latest_step() is not None:
+      state = checkpoints.restore(state)
+      log.truncate(int(state.step))
+    replicated = NamedSharding(mesh, P())
+    state = jax.device_put(state, replicated)
+    enc_vars = jax.device_put(trained.variables, replicated)
+    modules = dict(encoder=trained.encoder, source=source, decoder=decoder, loss=cfg.loss)
+    step_fn = functools.partial(train_step, **modules, learning_rate=cfg.learning_rate)
+    evaluate = functools.partial(eval_step, **modules)
+    base_key = jax.random.PRNGKey(cfg.seed)
+    step = int(state.step)
+    stats = None
+    for epoch in range(step // steps_per_epoch, cfg.num_epochs):
+      first = step - epoch * steps_per_epoch
+      batches = data_lib.batches(train_source, cfg.batch_size, seed=cfg.seed, epoch=epoch, shuffle=True,
+                                 drop_last=True, start_step=first, sharding=sharding,
+                                 prefetch=config.data.prefetch)
+      bar = tqdm(total=steps_per_epoch, initial=first, unit='step', dynamic_ncols=True,
+                 desc=f'decoder module {source.module} epoch {epoch + 1}/{cfg.num_epochs}')
+      running, count, tick = jnp.zeros(()), 0, time.perf_counter()
+      for i, batch in zip(range(first, steps_per_epoch), batches):
+        state, loss = step_fn(state, enc_vars, batch, jax.random.fold_in(base_key, step))
+        running, count, step = running + loss, count + 1, step + 1
+        bar.update(1)
+        if step % cfg.log_every_steps == 0 or i == steps_per_epoch - 1:
+          mean = float(running) / count
+          if not np.isfinite(mean):
+            raise ArithmeticError(f'decoder loss became {mean} at step {step}; lower '
+                                  f'config.decoder.learning_rate (the last good checkpoint is kept)')
+          rate = count * cfg.batch_size / (time.perf_counter() - tick)
+          log.write(step, epoch=epoch, samples_per_second=rate, **{'train/loss': mean})
+          bar.set_postfix_str(f'loss {mean:.5f}')
+          running, count, tick = jnp.zeros(()), 0, time.perf_counter()
+      bar.close()
+      batches.close()
+      stats = test_statistics(evaluate, state.params, enc_vars, test_source, cfg, sharding,
+                              config.data.prefetch)
+      log.write(step, epoch=epoch, **{'test/loss': stats['loss'], 'test/mse': stats['mse']})
+      checkpoints.save(state, val_loss=stats['loss'])
+      plot_decoder_loss(io.read_jsonl(os.path.join(out_dir, 'metrics.jsonl')),
+                        os.path.join(out_dir, 'loss_curve.png'), cfg.loss)
+    if stats is None:
+      stats = test_statistics(evaluate, state.params, enc_vars, test_source, cfg, sharding,
+                              config.data.prefetch)
+  finally:
+    checkpoints.close()
+    log.close()
+  return decoder, state, stats

@@ -1,0 +1,125 @@
+"""Decoder training on the demo corpus: it resumes exactly, it refuses a mismatched width, and bad
+module / latent settings are one-line errors."""
+
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sim_jax.data import make_source
+from sim_jax.decoder.latents import DecoderError, latent_source, latents
+from sim_jax.decoder.run import reconstruction_summary
+from sim_jax.decoder.train import train_decoder
+from sim_jax.models import make_encoder, module_specs
+from sim_jax.train.checkpoint import TrainedEncoder, load_trained_encoder
+from tests.decoder.helpers import decoder_config, untrained_workdir
+
+
+def demo_config(channels: int = 32, **decoder):
+  """The demo config, narrow, with a small test split and a few decoder steps."""
+  settings = dict(batch_size=8, steps_per_epoch=2, num_epochs=1, eval_steps=1, log_every_steps=1,
+                  module=2)
+  settings.update(decoder)
+  config = decoder_config('demo', channels=channels, **settings)
+  config.data.demo_num_train, config.data.demo_num_test = 64, 16
+  return config
+
+
+@pytest.fixture(scope='module')
+def demo_workdir(tmp_path_factory) -> str:
+  """An untrained 32-wide SIM encoder on the demo corpus (copy it before writing into it)."""
+  return untrained_workdir(demo_config(), str(tmp_path_factory.mktemp('demo') / 'workdir'))
+
+
+@pytest.fixture(scope='module')
+def demo_trained(demo_workdir) -> TrainedEncoder:
+  """The encoder of `demo_workdir`, loaded once."""
+  return load_trained_encoder(demo_workdir)
+
+
+def _train(config, workdir, trained):
+  source = latent_source(trained, config.decoder.module, config.decoder.latents)
+  return train_decoder(config, workdir, trained, source)
+
+
+@pytest.mark.slow
+def test_decoder_learns_the_demo_words(demo_workdir, demo_trained, tmp_path):
+  """Module-0 latents of an untrained encoder, 150 steps: the test-split reconstruction error ends far
+  below the error of decoding the mean test latent (both recomputed here item by item)."""
+  workdir = str(tmp_path / 'w')
+  shutil.copytree(demo_workdir, workdir)
+  config = demo_config(module=0, batch_size=4, steps_per_epoch=150, eval_steps=-1, learning_rate=3e-3,
+                       log_every_steps=50)
+  config.data.demo_num_train = 640
+  trained = demo_trained
+  source = latent_source(trained, 0, 'mean')
+  decoder, state, stats = train_decoder(config, workdir, trained, source)
+
+  audio = make_source(config.data, 'test', 'words').load(np.arange(16), 0)['audio']  # (16, T)
+  z = latents(trained.encoder, source, trained.variables, audio, None)
+  decode = lambda latents: np.asarray(decoder.apply({'params': state.params}, latents))  # noqa: E731
+  recon_mse = np.mean(np.square(decode(z) - audio))
+  mean_latent_mse = np.mean(np.square(decode(np.mean(z, axis=0, keepdims=True)) - audio))
+  summary = reconstruction_summary(stats, decode(stats['mean_latent'][None])[0])
+  np.testing.assert_allclose(summary['test_mse'], recon_mse, rtol=1e-4)
+  np.testing.assert_allclose(summary['mean_latent_mse'], mean_latent_mse, rtol=1e-4)
+  print(f'demo module 0, 150 steps: reconstruction MSE {recon_mse:.5f}, decoding the mean latent '
+        f'{mean_latent_mse:.5f}, signal power {summary["signal_power"]:.5f}')
+  assert recon_mse < 0.4 * mean_latent_mse
+
+
+def test_resumed_training_ends_where_an_uninterrupted_run_ends(demo_workdir, demo_trained, tmp_path):
+  straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+  for workdir in (straight, resumed):
+    shutil.copytree(demo_workdir, workdir)
+  _, state, _ = _train(demo_config(num_epochs=2, latents='sample'), straight, demo_trained)
+  _train(demo_config(num_epochs=1, latents='sample'), resumed, demo_trained)
+  _, state2, _ = _train(demo_config(num_epochs=2, latents='sample'), resumed, demo_trained)
+  assert int(state.step) == int(state2.step) == 4
+  jax.tree_util.tree_map(np.testing.assert_array_equal, state.params, state2.params)
+  assert os.path.exists(os.path.join(resumed, 'decoder', 'module_2', 'loss_curve.png'))
+
+
+def test_checkpoint_of_another_width_is_refused(demo_workdir, demo_trained, tmp_path):
+  workdir = str(tmp_path / 'w')
+  shutil.copytree(demo_workdir, workdir)
+  _train(demo_config(num_epochs=1), workdir, demo_trained)
+  narrower = _encoder('sim', channels=16)  # the encoder was retrained, narrower
+  with pytest.raises(DecoderError, match=r'reads 32-wide latents but the encoder\'s module 2 is 16 '
+                                         r'wide.*delete .*decoder/module_2'):
+    _train(demo_config(num_epochs=2), workdir, narrower)
+
+
+def _encoder(kind: str, channels: int = 32) -> TrainedEncoder:
+  """An encoder with abstract weights (shapes only): enough to validate settings against."""
+  config = demo_config(channels=channels)
+  config.model.kind = kind
+  encoder = make_encoder(config.model, module_specs(config.model))
+  variables = jax.eval_shape(lambda: encoder.init(jax.random.PRNGKey(0), jnp.zeros((1, 10240)), True))
+  return TrainedEncoder(config, encoder, variables, 0, '')
+
+
+@pytest.mark.parametrize('kind,module,latents,message', [
+    ('sim', 3, 'mean', r'config.decoder.module=3 is out of range: decoders exist for conv modules '
+                       r'0..2 \(module 3 is the GRU context'),
+    ('sim', -1, 'mean', r'config.decoder.module=-1 is out of range'),
+    ('sim', 0, 'noisy', r"config.decoder.latents='noisy'"),
+    ('gim', 0, 'sample', r"latents='sample' needs a SIM encoder; this one is 'gim'"),
+])
+def test_bad_module_or_latents(kind, module, latents, message):
+  with pytest.raises(DecoderError, match=message):
+    latent_source(_encoder(kind), module, latents)
+
+
+@pytest.mark.parametrize('kind,variant,names', [
+    ('sim', 'conventional', ['module_0', 'module_1', 'module_2']),
+    ('cpc', 'conventional', ['layer_1', 'layer_3', 'module_0']),
+    ('cpc', 'extra_layers', ['layer_2', 'layer_5', 'module_0']),
+])
+def test_latent_source_names(kind, variant, names):
+  encoder = _encoder(kind)
+  encoder.config.model.cpc_variant = variant
+  assert [latent_source(encoder, m, 'mean').name for m in range(3)] == names
