@@ -12,10 +12,15 @@ ties the two together, reference-semantics §5.1 — here they are separate sett
 (SIM only: every Gaussian module passes on a fresh draw, and a 'module_<i>' source is such a draw,
 as the original's `get_latents` with deterministic=False).
 
+Whole utterances are zero-padded to the longest of their batch and pooled over their own frames;
+from the second conv layer on, the last frame of a padded utterance differs slightly from an unpadded
+pass (that frame's right-edge padding sees the previous layer's output of silence instead of zeros).
+
 Deterministic features are computed once per (checkpoint, source, data split, variant, crop set)
-and cached in `<workdir>/probes/cache/<digest>/` (features.f32 + meta.json, written to a temporary
-folder and renamed), so reruns, other tasks on the same data and extra seeds reuse them. The key
-includes a digest of the encoder parameters, so retraining a workdir never serves stale features.
+and cached in `<workdir>/probes/cache/<digest>/` (pooled.npy, valid.npy, frames.f32 + offsets.npy
+for frame-wise tasks, meta.json; built in a temporary folder and renamed), so reruns, other tasks on
+the same data and extra seeds reuse them. The key includes a digest of the encoder parameters, so
+retraining a workdir never serves stale features.
 """
 
 import dataclasses
@@ -52,8 +57,8 @@ class FeatureSource:
 
   name: as in config.probe.source. module: the encoder module that produces it (the encoder runs
   modules 0..module). layer: conv layer index inside that module, or None for its output.
-  output: 'c' (context) or 'z' (module output: mean or sample); dim: width; hop: samples per frame;
-  sample: SIM samples instead of means.
+  output: 'c' (context), 'z' (module output: mean or sample) or 'layers' (conv layer `layer`);
+  dim: width; hop: samples per frame; sample: SIM samples instead of means.
   """
 
   name: str

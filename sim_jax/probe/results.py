@@ -36,9 +36,8 @@ def summarize(per_seed: list[dict], num_classes: int, num_items: int) -> dict:
   chance (1 / classes) and the majority-class rate of the test targets."""
   acc = np.array([s['accuracy'] for s in per_seed])
   loss = np.array([s['loss'] for s in per_seed])
-  support = per_seed[0]['confusion'].sum(1)
-  per_class = np.nanmean(np.stack([s['per_class_accuracy'] for s in per_seed]), 0) \
-      if np.any(support > 0) else np.full(num_classes, np.nan)
+  support = per_seed[0]['confusion'].sum(1)  # the same test targets for every seed
+  per_class = np.mean(np.stack([s['per_class_accuracy'] for s in per_seed]), 0)  # NaN: no support
   return {'accuracy': float(acc.mean()), 'accuracy_std': float(acc.std()),
           'loss': float(loss.mean()), 'loss_std': float(loss.std()),
           'chance': 1.0 / num_classes, 'majority': float(support.max() / max(support.sum(), 1)),

@@ -9,10 +9,18 @@ features are extracted once and cached; for cropping data (LibriSpeech speakers)
 sets are drawn once and epoch e uses set e mod train_crops (the original draws new crops every epoch,
 i.e. runs the encoder every epoch). 'sample' features are redrawn every epoch, with new crops, as the
 original; the test features are one draw per seed.
+
+Deliberate differences from the original (reference-semantics §5, §9):
+  * the feature source and the bias are separate settings (the original's bias flag picks the GRU);
+  * features are standardised with the training split's statistics (config.probe.standardize);
+  * test accuracy is over every test item (frame), not a mean of per-batch accuracies over a
+    shuffled, drop_last subset;
+  * phones train on batches of `batch_size` padded, masked utterances, not one utterance per step.
 """
 
 import os
 import time
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -20,10 +28,10 @@ from tqdm import tqdm
 
 from sim_jax import io
 from sim_jax.probe import results as results_lib
-from sim_jax.probe.features import (ProbeError, cached_features, extract, feature_source)
+from sim_jax.probe.features import ProbeError, cached_features, extract, feature_source
 from sim_jax.probe.linear import (ProbeSpec, feature_norm, identity_norm, init_probe, make_optimizer,
                                   make_train_step, predict, train_epoch)
-from sim_jax.probe.tasks import (check_source, class_names, make_sources, make_task, probe_data)
+from sim_jax.probe.tasks import check_source, class_names, make_sources, make_task, probe_data
 from sim_jax.train.checkpoint import load_trained_encoder
 
 TEST_SAMPLE_FOLD = 1 << 20  # folds the per-seed key for the test draw of sampled features
@@ -58,30 +66,25 @@ def _check_settings(cfg) -> None:
     raise ProbeError(f'config.probe.gradient_clipping={cfg.gradient_clipping} must be ≥ 0 (0 = off)')
 
 
-def _check_labelled(task, datas: dict, sources: dict) -> None:
-  for name, data in datas.items():
-    if not len(data.trainable_items()):
-      src = sources[name]
-      raise ProbeError(f'no labelled {task.label} targets in the {src.corpus} {src.split} split '
-                       f'({src.variant}, {len(src)} items) used for {name!r}: nothing to '
-                       f'{"train on" if name == "train" else "score"}')
-
-
 class _FeatureProvider:
-  """Training and test features of one run, cached ('mean') or drawn per epoch / seed ('sample')."""
+  """Labelled training and test features of one run: cached ('mean') or drawn anew ('sample').
+
+  `seconds` totals the time spent getting features; `unlabelled` counts, per split, the items
+  without targets (broken files; for phones, utterances without an alignment).
+  """
 
   def __init__(self, config, workdir, trained, source, task, train_source, test_sources):
-    cfg = config.probe
-    self.cfg, self.config, self.trained, self.source, self.task = cfg, config, trained, source, task
+    self.cfg, self.data_config = config.probe, config.data
+    self.trained, self.source, self.task = trained, source, task
     self.train_source, self.test_sources = train_source, test_sources
     self.cache_dir = os.path.join(workdir, 'probes', 'cache')
     crops = callable(getattr(train_source, 'crop_starts', None))
-    self.crop_sets = min(cfg.train_crops, cfg.num_epochs) if crops else 1
+    self.crop_sets = min(self.cfg.train_crops, self.cfg.num_epochs) if crops else 1
     self.seconds = 0.0
-    self._train, self._test = {}, {}
     self.unlabelled = {}
+    self._cached = {}
 
-  def _features(self, data_source, epoch: int, key):
+  def _get(self, name: str, data_source, epoch: int, key):
     tick = time.perf_counter()
     common = dict(batch_size=self.cfg.extract_batch_size, epoch=epoch, seed=self.cfg.seed,
                   frames=self.task.frame_wise)
@@ -90,126 +93,140 @@ class _FeatureProvider:
                       desc=f'{self.source.name} samples ({data_source.split})', **common)
     else:
       feats = cached_features(self.cache_dir, self.trained, self.source, data_source,
-                              data_config=self.config.data, **common)
-    data, missing = probe_data(self.task, data_source, feats)
+                              data_config=self.data_config, **common)
+    data, self.unlabelled[name] = probe_data(self.task, data_source, feats)
     self.seconds += time.perf_counter() - tick
-    return data, missing
+    if not len(data.trainable_items()):
+      raise ProbeError(f'no labelled {self.task.label} targets in the {data_source.corpus} '
+                       f'{data_source.split} split ({data_source.variant}, {len(data_source)} items) '
+                       f'used for {name!r}: nothing to {"train on" if name == "train" else "score"}')
+    return data
 
   def train(self, seed: int, epoch: int):
     """ProbeData of the training split for this epoch."""
     if self.source.sample:
-      data, self.unlabelled['train'] = self._features(
-          self.train_source, epoch, jax.random.fold_in(jax.random.PRNGKey(seed), epoch))
-      return data
+      key = jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
+      return self._get('train', self.train_source, epoch, key)
     crop_set = epoch % self.crop_sets
-    if crop_set not in self._train:
-      self._train[crop_set], self.unlabelled['train'] = self._features(self.train_source, crop_set, None)
-    return self._train[crop_set]
+    if ('train', crop_set) not in self._cached:
+      self._cached['train', crop_set] = self._get('train', self.train_source, crop_set, None)
+    return self._cached['train', crop_set]
 
   def test(self, seed: int) -> dict:
     """{evaluation name: ProbeData} of the test split(s) for this seed."""
-    out = {}
     key = jax.random.fold_in(jax.random.PRNGKey(seed), TEST_SAMPLE_FOLD) if self.source.sample else None
+    out = {}
     for name, data_source in self.test_sources.items():
-      if self.source.sample or name not in self._test:
-        self._test[name], self.unlabelled[name] = self._features(data_source, 0, key)
-      out[name] = self._test[name]
+      if self.source.sample or name not in self._cached:
+        self._cached[name] = self._get(name, data_source, 0, key)
+      out[name] = self._cached[name]
     return out
+
+
+class _Run(NamedTuple):
+  """One seed's probe: parameters, feature norm, per-epoch records, test scores, training seconds."""
+
+  params: dict
+  norm: object
+  history: list
+  scores: dict
+  seconds: float
+
+
+def _fit(cfg, provider, spec: ProbeSpec, seed: int, headline: str, log, step_offset: int, bar) -> _Run:
+  """Train and score one probe (seed `seed`), logging every epoch."""
+  tx = make_optimizer(cfg.learning_rate, cfg.gradient_clipping)
+  train_step = make_train_step(tx)
+  params = init_probe(jax.random.PRNGKey(seed), spec)
+  opt_state = tx.init(params)
+  tests = provider.test(seed)
+  history, seconds = [], 0.0
+  for epoch in range(cfg.num_epochs):
+    data = provider.train(seed, epoch)
+    if epoch == 0:
+      norm = feature_norm(data) if cfg.standardize else identity_norm(spec.dim)
+    tick = time.perf_counter()
+    params, opt_state, train = train_epoch(train_step, params, opt_state, norm, data,
+                                           data.trainable_items(), cfg.batch_size, [seed, epoch])
+    record = {'seed': seed, 'epoch': epoch + 1, 'train/loss': train['loss'],
+              'train/accuracy': train['accuracy']}
+    if epoch + 1 == cfg.num_epochs or (cfg.eval_every_epochs > 0 and (epoch + 1) % cfg.eval_every_epochs == 0):
+      loss, targets, preds = predict(params, norm, tests[headline], cfg.batch_size)
+      record.update({'test/loss': loss, 'test/accuracy': float(np.mean(targets == preds))})
+    seconds += time.perf_counter() - tick
+    history.append(record)
+    log.write(step_offset + epoch + 1, **record)
+    bar.update(1)
+    bar.set_postfix_str(f"loss {train['loss']:.3f}" +
+                        (f" test acc {record['test/accuracy']:.3f}" if 'test/accuracy' in record else ''))
+  scores = {}
+  for name, test_data in tests.items():
+    loss, targets, preds = predict(params, norm, test_data, cfg.batch_size)
+    scores[name] = results_lib.score(targets, preds, loss, spec.num_classes)
+  return _Run(jax.device_get(params), norm, history, scores, seconds)
 
 
 def run_probe(config, workdir: str) -> dict:
   """Train and evaluate the probe `config.probe` on the encoder of `workdir`; returns results.json."""
   cfg = config.probe
   _check_settings(cfg)
+  task = make_task(cfg.task, config.data.name)
   trained = load_trained_encoder(workdir, _checkpoint(cfg.checkpoint))
   source = feature_source(trained, cfg.source, cfg.features)
-  task = make_task(cfg.task, config.data.name)
   check_source(task, source)
   train_source, test_sources = make_sources(task, config.data)
   names = class_names(task, train_source)
-  out_dir = os.path.join(workdir, 'probes', probe_name(cfg))
+  name = probe_name(cfg)
+  out_dir = os.path.join(workdir, 'probes', name)
   os.makedirs(out_dir, exist_ok=True)
   provider = _FeatureProvider(config, workdir, trained, source, task, train_source, test_sources)
   headline = task.evaluations[0][0]
   spec = ProbeSpec(source.dim, len(names), bias=bool(cfg.bias), init=task.init)
-  tx = make_optimizer(cfg.learning_rate, cfg.gradient_clipping)
-  train_step = make_train_step(tx)
+  seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
   log = io.MetricLog(os.path.join(out_dir, 'metrics.jsonl'), config.wandb, config.to_dict(),
                      wandb_dir=out_dir)
   log.truncate(-1)  # a rerun replaces the previous run's records
-  seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
-  histories, scores, first_params = [], {name: [] for name in test_sources}, None
-  train_seconds, epochs_run = 0.0, 0
-  bar = tqdm(total=len(seeds) * cfg.num_epochs, desc=f'probe {probe_name(cfg)}', unit='epoch',
-             dynamic_ncols=True)
+  bar = tqdm(total=len(seeds) * cfg.num_epochs, desc=f'probe {name}', unit='epoch', dynamic_ncols=True)
+  runs = []
   try:
-    for s_index, seed in enumerate(seeds):
-      params = init_probe(jax.random.PRNGKey(seed), spec)
-      opt_state = tx.init(params)
-      tests = provider.test(seed)
-      history = []
-      for epoch in range(cfg.num_epochs):
-        data = provider.train(seed, epoch)
-        if epoch == 0:
-          if s_index == 0:
-            _check_labelled(task, {'train': data, **tests}, {'train': train_source, **test_sources})
-          norm = feature_norm(data) if cfg.standardize else identity_norm(source.dim)
-        tick = time.perf_counter()
-        params, opt_state, train = train_epoch(train_step, params, opt_state, norm, data,
-                                               data.trainable_items(), cfg.batch_size, [seed, epoch])
-        record = {'seed': seed, 'epoch': epoch + 1, 'train/loss': train['loss'],
-                  'train/accuracy': train['accuracy']}
-        last = epoch + 1 == cfg.num_epochs
-        if last or (cfg.eval_every_epochs > 0 and (epoch + 1) % cfg.eval_every_epochs == 0):
-          loss, targets, preds = predict(params, norm, tests[headline], cfg.batch_size)
-          record.update({'test/loss': loss, 'test/accuracy': float(np.mean(targets == preds))})
-        train_seconds += time.perf_counter() - tick
-        epochs_run += 1
-        history.append(record)
-        log.write(s_index * cfg.num_epochs + epoch + 1, **record)
-        bar.update(1)
-        bar.set_postfix_str(f"loss {train['loss']:.3f}" +
-                            (f" test acc {record['test/accuracy']:.3f}" if 'test/accuracy' in record else ''))
-      histories.append(history)
-      for name, test_data in tests.items():
-        loss, targets, preds = predict(params, norm, test_data, cfg.batch_size)
-        scores[name].append(results_lib.score(targets, preds, loss, len(names)))
-      if first_params is None:
-        first_params, first_norm = jax.device_get(params), norm
+    for i, seed in enumerate(seeds):
+      runs.append(_fit(cfg, provider, spec, seed, headline, log, i * cfg.num_epochs, bar))
   finally:
     bar.close()
     log.close()
 
-  evaluations = {name: results_lib.summarize(per_seed, len(names), len(test_sources[name]))
-                 for name, per_seed in scores.items()}
+  first = runs[0]
+  evaluations = {e: results_lib.summarize([r.scores[e] for r in runs], len(names), len(test_sources[e]))
+                 for e in test_sources}
   top = evaluations[headline]
-  title = f'{task.name} probe on {source.name} ({cfg.features}{", no bias" if not cfg.bias else ""})'
   result = {
       'task': task.name, 'source': source.name, 'features': cfg.features, 'bias': bool(cfg.bias),
       'accuracy': top['accuracy'], 'accuracy_std': top['accuracy_std'], 'loss': top['loss'],
       'chance': top['chance'], 'majority': top['majority'], 'num_classes': len(names),
       'num_test_items': top['num_test_items'], 'num_test_targets': top['num_test_targets'],
       'evaluation': headline, 'num_seeds': len(seeds),
-      'evaluations': {name: {k: v for k, v in e.items() if k not in ('per_class_accuracy', 'support')}
-                      for name, e in evaluations.items()},
+      'evaluations': {e: {k: v for k, v in s.items() if k not in ('per_class_accuracy', 'support')}
+                      for e, s in evaluations.items()},
       'checkpoint': {'path': trained.path, 'step': trained.step},
       'encoder': {'kind': trained.config.model.kind, 'feature_dim': source.dim,
                   'frame_hop_samples': source.hop},
       'data': {'corpus': config.data.name, 'train_variant': task.train_variant,
-               'train_items': len(train_source), 'train_items_unlabelled': provider.unlabelled.get('train', 0),
+               'train_items': len(train_source),
+               'train_items_unlabelled': provider.unlabelled.get('train', 0),
                'train_crop_sets': provider.crop_sets},
       'timing': {'features_seconds': provider.seconds,
-                 'seconds_per_epoch': train_seconds / max(epochs_run, 1)},
+                 'seconds_per_epoch': sum(r.seconds for r in runs) / (len(seeds) * cfg.num_epochs)},
       'settings': {**cfg.to_dict(), 'init': task.init},
       'class_names': names,
-      'per_class_accuracy': {name: e['per_class_accuracy'] for name, e in evaluations.items()},
-      'support': {name: e['support'] for name, e in evaluations.items()},
+      'per_class_accuracy': {e: s['per_class_accuracy'] for e, s in evaluations.items()},
+      'support': {e: s['support'] for e, s in evaluations.items()},
   }
-  results_lib.save_weights(os.path.join(out_dir, 'weights.npz'), first_params, first_norm, names)
-  results_lib.plot_confusion(scores[headline][0]['confusion'], names,
-                             f'{title}\naccuracy {scores[headline][0]["accuracy"]:.3f} (seed {seeds[0]})',
+  title = f'{task.name} probe on {source.name} ({cfg.features}{", no bias" if not cfg.bias else ""})'
+  results_lib.save_weights(os.path.join(out_dir, 'weights.npz'), first.params, first.norm, names)
+  results_lib.plot_confusion(first.scores[headline]['confusion'], names,
+                             f'{title}\naccuracy {first.scores[headline]["accuracy"]:.3f} (seed {seeds[0]})',
                              os.path.join(out_dir, 'confusion.png'))
-  results_lib.plot_learning_curves(histories, top['chance'], title,
+  results_lib.plot_learning_curves([r.history for r in runs], top['chance'], title,
                                    os.path.join(out_dir, 'learning_curve.png'))
   io.write_json(os.path.join(out_dir, 'results.json'), result)
   return result
