@@ -15,6 +15,11 @@ venv: $(PY)
 
 demo: $(PY)
 	$(PY) train.py --config=configs/demo.py --workdir=workdirs/demo
+	$(PY) probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=speakers
+	$(PY) probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=vowels \
+	  --config.probe.source=module_2 --config.probe.bias=False
+	$(PY) decode.py --config=configs/demo.py --workdir=workdirs/demo
+	$(PY) analyze.py --config=configs/demo.py --workdir=workdirs/demo
 
 test: $(PY)
 	$(PY) -m pytest tests -q --durations=15
@@ -25,3 +30,4 @@ test-fast: $(PY)
 bench: $(PY)
 	$(PY) bench/train_step.py
 	$(PY) bench/data.py
+	$(PY) bench/probe.py
