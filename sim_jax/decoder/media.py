@@ -105,6 +105,8 @@ def plot_score_curve(ks, relative, title: str, path: str) -> None:
   fig, ax = plt.subplots(figsize=(4.5, 3.2))
   ax.plot(ks, relative, 'o-', color='tab:purple')
   ax.set_xscale('log', base=2)
+  ax.set_xticks(ks, [str(k) for k in ks])
+  ax.minorticks_off()
   ax.set_xlabel('k: dimensions swapped (largest time-averaged difference first)')
   ax.set_ylabel('relative error')
   ax.set_ylim(bottom=0)

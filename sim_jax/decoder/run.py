@@ -33,31 +33,24 @@ class _Stage:
     self.cfg = config.decoder
     self.source = source
     self.out_dir = out_dir
+    self.params = {'params': params}
     encode = jax.jit(functools.partial(latents, trained.encoder, source))
     self._encode = lambda audio: encode(trained.variables, audio, jax.random.PRNGKey(self.cfg.seed + 2))
-    self.decode_fn = jax.jit(lambda z: decoder.apply({'params': params}, z))  # (B, L, C) -> (B, T)
+    self.decode_fn = jax.jit(decoder.apply)  # (variables, z (B, L, C)) -> (B, T)
 
   def encode_items(self, data_source, indices) -> tuple[np.ndarray, np.ndarray]:
     """Audio (n, T) and latents (n, L, C) of items `indices` of `data_source`."""
     audio = data_source.load(np.asarray(indices), data_lib.crop_key(self.cfg.seed, 0, 0))['audio']
-    z = [self._encode(audio[s:s + self.cfg.batch_size]) for s in range(0, len(audio), self.cfg.batch_size)]
-    return audio, np.concatenate([np.asarray(x) for x in z])
+    return audio, score.map_batches(self._encode, audio, self.cfg.batch_size)
 
   def decode(self, z) -> np.ndarray:
     """Waveforms (n, T) of latents (n, L, C)."""
-    out = [self.decode_fn(z[s:s + self.cfg.batch_size])
-           for s in range(0, len(z), self.cfg.batch_size)]
-    return np.concatenate([np.asarray(x) for x in out])
+    return score.map_batches(lambda x: self.decode_fn(self.params, x), z, self.cfg.batch_size)
 
   def wav(self, rel_path: str, audio, label: str) -> dict:
     """Write one WAV under the module folder; its manifest entry."""
     media.write_wav(os.path.join(self.out_dir, rel_path), audio)
     return {'path': rel_path, 'type': 'wav', 'label': label}
-
-  @staticmethod
-  def figure(rel_path: str, label: str) -> dict:
-    """The manifest entry of a figure saved at `path(rel_path)`."""
-    return {'path': rel_path, 'type': 'png', 'label': label}
 
   def path(self, rel_path: str) -> str:
     """Absolute path of a file of the module folder."""
@@ -66,6 +59,11 @@ class _Stage:
 
 def _section(name: str, title: str, files: list, note: str = '') -> dict:
   return {'name': name, 'title': title, 'note': note, 'files': files}
+
+
+def _figure(rel_path: str, label: str) -> dict:
+  """The manifest entry of a figure saved at `rel_path` in the module folder."""
+  return {'path': rel_path, 'type': 'png', 'label': label}
 
 
 def write_reconstructions(stage: _Stage, test_source) -> dict:
@@ -79,7 +77,7 @@ def write_reconstructions(stage: _Stage, test_source) -> dict:
     files.append(stage.wav(f'reconstructions/{name}_original.wav', audio[i], f'{name} original'))
     files.append(stage.wav(f'reconstructions/{name}_decoded.wav', decoded[i], f'{name} decoded'))
     media.plot_comparison(audio[i], decoded[i], name, stage.path(f'reconstructions/{name}.png'))
-    files.append(stage.figure(f'reconstructions/{name}.png', f'{name}: original | decoded'))
+    files.append(_figure(f'reconstructions/{name}.png', f'{name}: original | decoded'))
   return _section('reconstructions', 'Test items and their reconstructions', files)
 
 
@@ -92,7 +90,7 @@ def write_samples(stage: _Stage, frames: int) -> dict:
   labels = [f'sample {i}' for i in range(n)]
   media.plot_spectrogram_row(list(decoded), labels, 'latents drawn from N(0, I), decoded',
                              stage.path('samples/samples.png'))
-  files.append(stage.figure('samples/samples.png', 'spectrograms of the decoded N(0, I) samples'))
+  files.append(_figure('samples/samples.png', 'spectrograms of the decoded N(0, I) samples'))
   return _section('samples', 'Decoded samples of the prior N(0, I)', files)
 
 
@@ -102,7 +100,7 @@ def _write_path(stage: _Stage, stem: str, path_z, labels: list, title: str) -> l
   files = [stage.wav(f'traversals/{stem}_{i:02d}.wav', decoded[i], f'{stem} {label}')
            for i, label in enumerate(labels)]
   media.plot_spectrogram_row(list(decoded), labels, title, stage.path(f'traversals/{stem}.png'))
-  files.append(stage.figure(f'traversals/{stem}.png', title))
+  files.append(_figure(f'traversals/{stem}.png', title))
   return files
 
 
@@ -172,8 +170,8 @@ def write_score(stage: _Stage, test_source) -> dict:
   cfg = stage.cfg
   items, pairs = score.choose_pairs(len(test_source), cfg.score_items, cfg.score_pairs, cfg.seed)
   _, z = stage.encode_items(test_source, items)
-  result = score.contribution_score(stage.decode_fn, z, pairs, score.score_ks(stage.source.width),
-                                    cfg.batch_size)
+  result = score.contribution_score(stage.decode_fn, stage.params, z, pairs,
+                                    score.score_ks(stage.source.width), cfg.batch_size)
   media.plot_score_curve(result['k'], result['relative'],
                          f'module {stage.source.module}: {result["num_pairs"]} pairs of '
                          f'{result["num_items"]} test items', stage.path('score_curve.png'))
@@ -212,8 +210,8 @@ def run(config, workdir: str) -> dict:
   sections += write_traversals(stage, items, stats, os.path.join(workdir, 'probes'))
   contribution = write_score(stage, test_source)
   sections.append(_section('score', 'Interpolation contribution score',
-                           [stage.figure('score_curve.png', 'relative error vs k')]))
-  sections.append(_section('training', 'Decoder training', [stage.figure('loss_curve.png', 'loss')]))
+                           [_figure('score_curve.png', 'relative error vs k')]))
+  sections.append(_section('training', 'Decoder training', [_figure('loss_curve.png', 'loss')]))
   results = {'module': source.module, 'latents': cfg.latents, 'loss': cfg.loss,
              'encoder_step': trained.step, 'decoder_step': int(state.step),
              'reconstruction': summary, 'contribution_score': contribution}

@@ -19,6 +19,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 
 def score_ks(width: int) -> list[int]:
@@ -28,6 +29,16 @@ def score_ks(width: int) -> list[int]:
     ks.append(k)
     k *= 2
   return ks + [width]
+
+
+def map_batches(fn: Callable, x, batch_size: int) -> np.ndarray:
+  """fn over x (N, ...) in batches of exactly `batch_size` (the last one zero-padded, so a jitted fn
+  compiles once), concatenated to (N, ...) on the host."""
+  x = np.asarray(x)
+  pad = -len(x) % batch_size
+  padded = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
+  out = [np.asarray(fn(padded[s:s + batch_size])) for s in range(0, len(padded), batch_size)]
+  return np.concatenate(out)[:len(x)]
 
 
 def choose_pairs(num_items: int, max_items: int, max_pairs: int, seed: int):
@@ -58,36 +69,39 @@ def swap_top_dims(z_a, z_b, ranks, k: int):
   return jnp.where((ranks < k)[:, None, :], z_b, z_a)
 
 
-def contribution_score(decode: Callable, z, pairs: np.ndarray, ks, batch_size: int) -> dict:
+def contribution_score(decode: Callable, variables, z, pairs: np.ndarray, ks, batch_size: int) -> dict:
   """Absolute and relative errors of the score for latents z (M, L, C) and ordered `pairs` (P, 2).
 
-  decode: a jit-able function (B, L, C) -> (B, T). Returns {'k', 'absolute', 'relative',
-  'max_error', 'num_items', 'num_pairs'}.
+  decode: a function (variables, (B, L, C)) -> (B, T), e.g. a jitted decoder `apply`.
+  Returns {'k', 'absolute', 'relative', 'max_error', 'num_items', 'num_pairs'}.
   """
+  num = len(z)
+  targets = jnp.asarray(map_batches(lambda x: decode(variables, x), z, batch_size))  # (M, T)
   z = jnp.asarray(z)
-  num = z.shape[0]
-  decode_batch = jax.jit(decode)
-  targets = jnp.concatenate([decode_batch(z[s:s + batch_size]) for s in range(0, num, batch_size)])
 
   @jax.jit
-  def chunk(z, targets, idx, mask):  # idx (B, 2), mask (B,) -> (sum of max errors, sums per k (K,))
+  def chunk(variables, z, targets, idx, mask):  # idx (B, 2), mask (B,) -> (sum of max errors, (K,) sums)
     z_a, z_b = z[idx[:, 0]], z[idx[:, 1]]
     target_a, target_b = targets[idx[:, 0]], targets[idx[:, 1]]
     ranks = dimension_ranks(z_a, z_b)
     max_err = jnp.sum(jnp.mean(jnp.square(target_a - target_b), axis=1) * mask)
-    sums = [jnp.sum(jnp.mean(jnp.square(decode(swap_top_dims(z_a, z_b, ranks, k)) - target_b), axis=1)
-                    * mask) for k in ks]
-    return max_err, jnp.stack(sums)
 
-  max_total, totals = 0.0, np.zeros(len(ks))
-  for s in range(0, len(pairs), batch_size):
+    def error_sum(k):  # one decoder pass per k, compiled once for every k
+      swapped = decode(variables, swap_top_dims(z_a, z_b, ranks, k))  # (B, T)
+      return jnp.sum(jnp.mean(jnp.square(swapped - target_b), axis=1) * mask)
+
+    return max_err, jax.lax.map(error_sum, jnp.asarray(ks))
+
+  max_total, totals = jnp.zeros(()), jnp.zeros(len(ks))  # summed on the device: no sync per batch
+  for s in tqdm(range(0, len(pairs), batch_size), desc='contribution score', unit='batch',
+                dynamic_ncols=True):
     idx = pairs[s:s + batch_size]
     mask = np.ones(batch_size, np.float32)
     mask[len(idx):] = 0.0
     idx = np.concatenate([idx, np.repeat(idx[-1:], batch_size - len(idx), axis=0)])
-    m, t = jax.device_get(chunk(z, targets, idx, mask))
-    max_total, totals = max_total + float(m), totals + np.asarray(t, np.float64)
-  max_error = max_total / len(pairs)
-  absolute = totals / len(pairs)
+    m, t = chunk(variables, z, targets, idx, mask)
+    max_total, totals = max_total + m, totals + t
+  max_error = float(max_total) / len(pairs)
+  absolute = np.asarray(totals, np.float64) / len(pairs)
   return {'k': list(ks), 'absolute': absolute.tolist(), 'relative': (absolute / max_error).tolist(),
           'max_error': max_error, 'num_items': num, 'num_pairs': len(pairs)}

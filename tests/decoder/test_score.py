@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sim_jax.decoder.nets import make_decoder
-from sim_jax.decoder.score import choose_pairs, contribution_score, score_ks
+from sim_jax.decoder.score import choose_pairs, contribution_score, map_batches, score_ks
 
 
 def _direct_score(decode, z, pairs, ks):
@@ -29,6 +29,13 @@ def test_score_ks():
   assert score_ks(48) == [2, 4, 8, 16, 32, 48]
 
 
+def test_map_batches_pads_the_last_batch():
+  seen = []
+  out = map_batches(lambda x: seen.append(x.shape) or x * 2, np.arange(10.0)[:, None], 4)
+  np.testing.assert_array_equal(out[:, 0], np.arange(10.0) * 2)
+  assert seen == [(4, 1)] * 3
+
+
 def test_choose_pairs_uses_all_items_of_a_small_set():
   items, pairs = choose_pairs(5, 200, 0, seed=0)
   assert list(items) == [0, 1, 2, 3, 4] and len(pairs) == 20
@@ -44,12 +51,13 @@ def test_batched_score_matches_direct_computation():
   decoder = make_decoder(2, width)
   z = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (5, frames, width)))
   params = decoder.init(jax.random.PRNGKey(1), z[:1])
-  decode = lambda latents: decoder.apply(params, latents)  # noqa: E731
+  decode = jax.jit(decoder.apply)
+  direct = lambda latents: decode(params, latents)  # noqa: E731  (one item at a time)
   _, pairs = choose_pairs(5, 200, 0, seed=0)
   pairs = pairs[:13]  # a ragged last batch
   ks = score_ks(width)
-  result = contribution_score(decode, z, pairs, ks, batch_size=4)
-  max_err, absolute = _direct_score(decode, z, pairs, ks)
+  result = contribution_score(decode, params, z, pairs, ks, batch_size=4)
+  max_err, absolute = _direct_score(direct, z, pairs, ks)
   np.testing.assert_allclose(result['max_error'], max_err, rtol=1e-4)
   np.testing.assert_allclose(result['absolute'], absolute, rtol=1e-4, atol=1e-6 * max_err)
   np.testing.assert_allclose(result['relative'], absolute / max_err, rtol=1e-4, atol=1e-6)

@@ -2,7 +2,6 @@
 module / latent settings are one-line errors."""
 
 import os
-import shutil
 
 import jax
 import jax.numpy as jnp
@@ -14,30 +13,25 @@ from sim_jax.decoder.latents import DecoderError, latent_source, latents
 from sim_jax.decoder.run import reconstruction_summary
 from sim_jax.decoder.train import train_decoder
 from sim_jax.models import make_encoder, module_specs
-from sim_jax.train.checkpoint import TrainedEncoder, load_trained_encoder
-from tests.decoder.helpers import decoder_config, untrained_workdir
+from sim_jax.train.checkpoint import TrainedEncoder
+from tests.probe.helpers import tiny_trained
+from tests.train.helpers import small_config
 
 
 def demo_config(channels: int = 32, **decoder):
-  """The demo config, narrow, with a small test split and a few decoder steps."""
+  """The demo config, narrow, with a small corpus and a few decoder steps."""
   settings = dict(batch_size=8, steps_per_epoch=2, num_epochs=1, eval_steps=1, log_every_steps=1,
                   module=2)
   settings.update(decoder)
-  config = decoder_config('demo', channels=channels, **settings)
+  config = small_config('demo', channels=channels, **{f'decoder__{k}': v for k, v in settings.items()})
   config.data.demo_num_train, config.data.demo_num_test = 64, 16
   return config
 
 
 @pytest.fixture(scope='module')
-def demo_workdir(tmp_path_factory) -> str:
-  """An untrained 32-wide SIM encoder on the demo corpus (copy it before writing into it)."""
-  return untrained_workdir(demo_config(), str(tmp_path_factory.mktemp('demo') / 'workdir'))
-
-
-@pytest.fixture(scope='module')
-def demo_trained(demo_workdir) -> TrainedEncoder:
-  """The encoder of `demo_workdir`, loaded once."""
-  return load_trained_encoder(demo_workdir)
+def demo_trained() -> TrainedEncoder:
+  """An untrained 32-wide SIM encoder (the decoder stage only needs it frozen)."""
+  return tiny_trained('demo', channels=32)
 
 
 def _train(config, workdir, trained):
@@ -46,11 +40,10 @@ def _train(config, workdir, trained):
 
 
 @pytest.mark.slow
-def test_decoder_learns_the_demo_words(demo_workdir, demo_trained, tmp_path):
+def test_decoder_learns_the_demo_words(demo_trained, tmp_path):
   """Module-0 latents of an untrained encoder, 150 steps: the test-split reconstruction error ends far
   below the error of decoding the mean test latent (both recomputed here item by item)."""
   workdir = str(tmp_path / 'w')
-  shutil.copytree(demo_workdir, workdir)
   config = demo_config(module=0, batch_size=4, steps_per_epoch=150, eval_steps=-1, learning_rate=3e-3,
                        log_every_steps=50)
   config.data.demo_num_train = 640
@@ -71,10 +64,8 @@ def test_decoder_learns_the_demo_words(demo_workdir, demo_trained, tmp_path):
   assert recon_mse < 0.4 * mean_latent_mse
 
 
-def test_resumed_training_ends_where_an_uninterrupted_run_ends(demo_workdir, demo_trained, tmp_path):
+def test_resumed_training_ends_where_an_uninterrupted_run_ends(demo_trained, tmp_path):
   straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
-  for workdir in (straight, resumed):
-    shutil.copytree(demo_workdir, workdir)
   _, state, _ = _train(demo_config(num_epochs=2, latents='sample'), straight, demo_trained)
   _train(demo_config(num_epochs=1, latents='sample'), resumed, demo_trained)
   _, state2, _ = _train(demo_config(num_epochs=2, latents='sample'), resumed, demo_trained)
@@ -83,9 +74,8 @@ def test_resumed_training_ends_where_an_uninterrupted_run_ends(demo_workdir, dem
   assert os.path.exists(os.path.join(resumed, 'decoder', 'module_2', 'loss_curve.png'))
 
 
-def test_checkpoint_of_another_width_is_refused(demo_workdir, demo_trained, tmp_path):
+def test_checkpoint_of_another_width_is_refused(demo_trained, tmp_path):
   workdir = str(tmp_path / 'w')
-  shutil.copytree(demo_workdir, workdir)
   _train(demo_config(num_epochs=1), workdir, demo_trained)
   narrower = _encoder('sim', channels=16)  # the encoder was retrained, narrower
   with pytest.raises(DecoderError, match=r'reads 32-wide latents but the encoder\'s module 2 is 16 '
