@@ -56,15 +56,15 @@ def info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window: 
   else:
     window = length
   src, tgt, valid = _row_space(batch, window, num_steps)
-  w = predictor.reshape(predictor.shape[0], num_steps, channels)  # (H, K, C)
-  c_rows = c.reshape(batch * window, -1)[src]  # (K, M, H)
-  pred = jnp.einsum('kmh,hkc->kmc', c_rows, w)  # (K, M, C)
-  pos = jnp.einsum('kmc,kmc->km', pred, z.reshape(batch * window, channels)[tgt])  # (K, M)
-  neg = jnp.einsum('kmc,jmc->kmj', pred, z_flat[neg_idx])  # (K, M, J)
-  logits = jnp.concatenate([pos[..., None], neg], axis=-1)  # (K, M, 1 + J)
-  nll = jax.nn.logsumexp(logits, axis=-1) - pos  # (K, M)
+  # every step's prediction of every window frame in one matmul, then the rows the steps use
+  pred_all = (c.reshape(batch * window, -1) @ predictor).reshape(batch * window, num_steps, channels)
+  pred = pred_all[src.T, np.arange(num_steps)]  # (M, K, C)
+  pos = jnp.einsum('mkc,mkc->mk', pred, z.reshape(batch * window, channels)[tgt.T])  # (M, K)
+  neg = jnp.einsum('mkc,mjc->mkj', pred, z_flat[neg_idx.T])  # (M, K, J)
+  logits = jnp.concatenate([pos[..., None], neg], axis=-1)  # (M, K, 1 + J)
+  nll = jax.nn.logsumexp(logits, axis=-1) - pos  # (M, K)
   rows = batch * (window - np.arange(1, num_steps + 1))
-  per_step = jnp.sum(jnp.where(valid, nll, 0.0), axis=1) / rows
+  per_step = jnp.sum(jnp.where(valid.T, nll, 0.0), axis=0) / rows
   return jnp.mean(per_step), per_step
 
 

@@ -40,10 +40,37 @@ class Conv1d(nn.Module):
     bound = fan_in ** -0.5
     kernel = self.param('kernel', torch_uniform(bound), (self.kernel_size, x.shape[-1], self.features))
     bias = self.param('bias', torch_uniform(bound), (self.features,))
+    if self.stride > 1 and x.shape[-1] > 1:
+      return framed_conv(x, kernel, self.stride, self.padding) + bias
     y = jax.lax.conv_general_dilated(
         x, kernel, window_strides=(self.stride,), padding=[(self.padding, self.padding)],
         dimension_numbers=('NWC', 'WIO', 'NWC'))
     return y + bias
+
+
+def framed_conv(x, kernel, stride: int, padding: int):
+  """A strided 1-D convolution as one matmul over frames of `stride` steps; equal to lax.conv.
+
+  The input is cut into frames of `stride` steps (B, L + m - 1, stride * C_in), m = ceil(k / stride);
+  one matmul applies the m kernel slices to every frame, and output t sums slice j of frame t + j.
+  Its gradients are plain matmuls too, where XLA:CPU's strided-conv gradients (a dilated
+  input-gradient conv and transposes of the input) run at a fraction of the matmul rate.
+  x: (B, T, C_in); kernel: (k, C_in, C_out). Returns (B, L, C_out), L = conv_frames(T, k, stride, padding).
+  """
+  batch, length, channels = x.shape
+  k, _, features = kernel.shape
+  m = -(-k // stride)
+  frames = conv_frames(length, k, stride, padding)
+  used = (frames + m - 1) * stride  # input steps the frames cover (taps past k have zero weight)
+  x = jnp.pad(x, ((0, 0), (padding, max(used - length - padding, 0)), (0, 0)))[:, :used]
+  x = x.reshape(batch, frames + m - 1, stride * channels)
+  kernel = jnp.pad(kernel, ((0, m * stride - k), (0, 0), (0, 0)))
+  kernel = kernel.reshape(m, stride * channels, features).transpose(1, 0, 2)  # (stride*C_in, m, C_out)
+  y = (x @ kernel.reshape(stride * channels, m * features)).reshape(batch, frames + m - 1, m, features)
+  out = y[:, :frames, 0]
+  for j in range(1, m):
+    out = out + y[:, j:j + frames, j]
+  return out
 
 
 class BatchNorm1d(nn.Module):
