@@ -7,8 +7,12 @@
   python analyze.py --config=configs/demo.py --workdir=workdirs/demo
 
 Synthetic consonant–vowel "words" from several synthetic speakers (sim_jax/data/demo.py). A narrow
-SIM (64 channels, GRU 32; KL weight 0.001, lr 1e-3) trains in a few minutes on 2 CPU cores. Expected: every module's InfoNCE
-falls visibly below ln 11 ≈ 2.40 (see workdirs/demo/loss_curves.png).
+SIM (64 channels, GRU 32; KL weight 0.001, lr 3e-3, 20 epochs of 40 steps) trains in about 4 minutes on
+2 CPU cores. Expected: InfoNCE sits near ln 11 ≈ 2.40 for about five epochs — the sampled latents start
+as almost pure noise (mean ≈ 0.03 against a standard deviation ≈ 1) — then falls on every module to
+about 1.4 / 1.0 / 1.0 / 0.8 (validation, epoch 20; see workdirs/demo/loss_curves.png). Linear probes on
+module 2's mean then beat the same probes on the encoder at initialisation: speakers 0.78 vs 0.60
+(chance 0.125), vowels 0.87 vs 0.74 (chance 0.33); tests/probe/test_demo.py measures this.
 """
 
 from sim_jax.config import base_config
@@ -23,11 +27,12 @@ def get_config():
   # The LibriSpeech recipe's KL weight: with 0.01 (de Boer's, meant for 1000 epochs) the summed-over-time
   # KL pins the demo's short run near the prior and InfoNCE stays at chance.
   config.model.kld_weight = 0.001
-  config.train.num_epochs = 5
-  config.train.learning_rate = 1e-3  # faster than the paper's 2e-4, so the demo shows learning in minutes
+  config.train.num_epochs = 20
+  config.train.learning_rate = 3e-3  # faster than the paper's 2e-4, so the demo learns in minutes
   config.train.batch_size = 16
   config.train.log_every_steps = 10
   config.probe.task = 'speakers'
+  config.probe.source = 'module_2'  # the last Gaussian module: what SIM's decoders and analyses read
   config.probe.num_epochs = 30
   config.decoder.num_epochs = 20
   config.decoder.batch_size = 16

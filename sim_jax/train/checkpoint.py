@@ -11,6 +11,7 @@ half-written checkpoint behind.
 """
 
 import dataclasses
+import logging
 import os
 
 import jax
@@ -24,13 +25,21 @@ from sim_jax.models.encoder import Encoder
 from sim_jax.train.step import TrainState, create_train_state
 
 
+# Orbax warns that a read-only manager's folder "is read only" on every load: that is the point here.
+logging.getLogger('absl').addFilter(lambda record: 'is read only' not in record.getMessage())
+
+
 class CheckpointError(ValueError):
   """A workdir without the checkpoint asked for, or one that does not fit the config."""
 
 
-def _manager(path: str, **options) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(os.path.abspath(path),
-                               options=ocp.CheckpointManagerOptions(create=True, **options))
+def _manager(path: str, read_only: bool = False, **options) -> ocp.CheckpointManager:
+  """An orbax manager of `path`; read-only ones neither create the folder nor plan saves."""
+  if read_only:
+    options.update(read_only=True, create=False, save_interval_steps=0)
+  else:
+    options.update(create=True)
+  return ocp.CheckpointManager(os.path.abspath(path), options=ocp.CheckpointManagerOptions(**options))
 
 
 class Checkpoints:
