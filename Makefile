@@ -22,7 +22,7 @@ demo: $(PY)
 	$(PY) analyze.py --config=configs/demo.py --workdir=workdirs/demo
 
 test: $(PY)
-	$(PY) -m pytest tests -q --durations=15
+	$(PY) -m pytest tests -q -n 2 --dist loadfile --durations=15
 
 test-fast: $(PY)
 	$(PY) -m pytest tests -q -m "not slow"

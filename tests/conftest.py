@@ -12,7 +12,20 @@ REFERENCE_FILES = ('sim_deboer_nobn.npz', 'gim_deboer_bn.npz', 'cpc_deboer_nobn.
 
 
 def pytest_configure(config):
-  config.addinivalue_line('markers', 'slow: end-to-end test (runs in CI too)')
+  config.addinivalue_line('markers', 'slow(minutes=0): end-to-end test (runs in CI too); minutes: its '
+                          'rough cost on 2 cores, to start the longest first')
+
+
+def pytest_collection_modifyitems(config, items):
+  """Slow end-to-end tests first, longest first (a stable sort), so `-n 2 --dist loadfile` starts the
+  longest files at once and fills in with the quick ones."""
+  del config
+
+  def cost(item):
+    slow = item.get_closest_marker('slow')
+    return (slow is None, -(slow.kwargs.get('minutes', 0) if slow else 0))
+
+  items.sort(key=cost)
 
 
 @pytest.fixture(scope='session')

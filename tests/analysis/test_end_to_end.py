@@ -23,7 +23,7 @@ QUICK = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=2)
 def test_deboer_workdir_full_report(shared_data, tmp_path):
   from sim_jax.decoder.run import run as run_decoder
   from sim_jax.probe import run_probe

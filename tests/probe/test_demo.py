@@ -30,7 +30,7 @@ def demo_accuracies(tmp_path_factory):
   return out
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=6)
 def test_trained_demo_encoder_beats_chance(demo_accuracies):
   """Measured (CPU, the demo recipe): speakers 0.78 (chance 0.125), vowels 0.87 (chance 0.33)."""
   for task in TASKS:
@@ -38,7 +38,7 @@ def test_trained_demo_encoder_beats_chance(demo_accuracies):
     assert trained > max(chance, majority) + 0.25, (task, demo_accuracies[task])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=6)
 def test_trained_demo_encoder_beats_its_initialisation(demo_accuracies):
   """Random conv features are a strong baseline on this corpus (speakers 0.60, vowels 0.74 measured);
   the demo training must add to them (measured: 0.78, 0.87)."""

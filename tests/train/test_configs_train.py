@@ -12,7 +12,7 @@ from tests.train.helpers import small_config
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', ['sim_deboer', 'gim_deboer', 'cpc_deboer', 'sim_librispeech',
-                                  'gim_librispeech', 'cpc_librispeech', 'demo'])
+                                  'gim_librispeech', 'cpc_librispeech'])  # demo: tests/probe/test_demo.py
 def test_config_trains_and_checkpoint_loads(name, tmp_path, shared_data):
   batch = 2 if 'librispeech' in name else 4
   config = small_config(name, batch_size=batch)

@@ -31,7 +31,7 @@ def _params(workdir):
   return trained.step, jax.device_get(trained.variables)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=3)
 def test_stop_after_an_epoch_and_sigkill_mid_epoch_both_resume_exactly(tmp_path):
   straight, stopped, killed = tmp_path / 'straight', tmp_path / 'stopped', tmp_path / 'killed'
   runs = [_train(straight, 2), _train(stopped, 1)]
