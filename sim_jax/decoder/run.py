@@ -33,7 +33,7 @@ class _Stage:
     self.cfg = config.decoder
     self.source = source
     self.out_dir = out_dir
-    self.params = {'params': params}
+    self.variables = {'params': params}  # the decoder's variables
     encode = jax.jit(functools.partial(latents, trained.encoder, source))
     self._encode = lambda audio: encode(trained.variables, audio, jax.random.PRNGKey(self.cfg.seed + 2))
     self.decode_fn = jax.jit(decoder.apply)  # (variables, z (B, L, C)) -> (B, T)
@@ -45,7 +45,7 @@ class _Stage:
 
   def decode(self, z) -> np.ndarray:
     """Waveforms (n, T) of latents (n, L, C)."""
-    return score.map_batches(lambda x: self.decode_fn(self.params, x), z, self.cfg.batch_size)
+    return score.map_batches(lambda x: self.decode_fn(self.variables, x), z, self.cfg.batch_size)
 
   def wav(self, rel_path: str, audio, label: str) -> dict:
     """Write one WAV under the module folder; its manifest entry."""
@@ -170,7 +170,7 @@ def write_score(stage: _Stage, test_source) -> dict:
   cfg = stage.cfg
   items, pairs = score.choose_pairs(len(test_source), cfg.score_items, cfg.score_pairs, cfg.seed)
   _, z = stage.encode_items(test_source, items)
-  result = score.contribution_score(stage.decode_fn, stage.params, z, pairs,
+  result = score.contribution_score(stage.decode_fn, stage.variables, z, pairs,
                                     score.score_ks(stage.source.width), cfg.batch_size)
   media.plot_score_curve(result['k'], result['relative'],
                          f'module {stage.source.module}: {result["num_pairs"]} pairs of '
