@@ -31,6 +31,10 @@ def plot_loss_curves(records: list[dict], path: str) -> None:
     ax.set_xlabel('step')
     ax.grid(alpha=0.3)
   axes[0][0].set_ylabel('loss (nats; chance InfoNCE = ln 11 ≈ 2.40)')
-  axes[0][-1].legend(fontsize=7)
+  legend = {}  # every line style that any panel drew (the GRU module has no KL, so no 'train total')
+  for ax in axes[0]:
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+      legend.setdefault(label, handle)
+  axes[0][-1].legend(list(legend.values()), list(legend), fontsize=7)
   fig.tight_layout()
   io.save_figure(fig, path)
