@@ -207,7 +207,7 @@ def compare(data) -> dict[str, tuple[float, float]]:
 
   def loss_fn(params):
     return greedy_loss(params, variables['batch_stats'], audio, draws, encoder=encoder,
-                       model_config=cfg, train=(True,) * n, loss_weights=(1.0,) * n)
+                       model_config=cfg, train=(True,) * n)
 
   (objective, (metrics, new_stats, outputs)), grads = jax.jit(
       jax.value_and_grad(loss_fn, has_aux=True))(variables['params'])

@@ -2,4 +2,4 @@
 
 from sim_jax.models.encoder import (Encoder, EncoderModule, ModuleSpec, check_audio, frame_counts,
                                     module_specs, stack_receptive_field)
-from sim_jax.models.objective import draw_randomness, encode, greedy_loss, make_encoder
+from sim_jax.models.objective import draw_randomness, encode, greedy_loss, make_encoder, module_loss

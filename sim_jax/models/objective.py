@@ -1,8 +1,9 @@
 """The greedy objective over the whole stack, and eval-mode feature extraction.
 
 `draw_randomness` makes every random draw a training step needs (kept apart from the arithmetic so
-recorded draws can be fed in); `greedy_loss` returns the sum of the per-module losses — each module
-sees only its own term, because gradients stop between modules — with the per-module terms.
+recorded draws can be fed in); `module_loss` is one module's loss on its own input, and
+`greedy_loss` chains them with gradients stopped between modules and sums them (each module sees only
+its own term).
 """
 
 from typing import Sequence
@@ -11,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from sim_jax.losses import draw_negatives, draw_window_start, gaussian_kl, info_nce
-from sim_jax.models.encoder import Encoder, ModuleSpec, frame_counts
+from sim_jax.models.encoder import Encoder, EncoderModule, ModuleSpec, frame_counts
 
 
 def make_encoder(model_config, specs: Sequence[ModuleSpec]) -> Encoder:
@@ -43,38 +44,54 @@ def draw_randomness(key, specs: Sequence[ModuleSpec], batch: int, num_samples: i
   return draws
 
 
+def module_loss(params, batch_stats, x, draw, *, spec: ModuleSpec, model_config, train: bool):
+  """One module's loss on its own input: InfoNCE plus, for a Gaussian (SIM) module, the weighted KL.
+
+  Args:
+    params, batch_stats: this module's variables (one 'module_<i>' subtree; batch_stats may be {}).
+    x: (B, T, C_in) the module's input: audio[..., None] for the first, the previous module's z after.
+    draw: this module's entry of `draw_randomness` (or a recorded one).
+    train: whether BatchNorm uses batch statistics (and updates its running ones).
+  Returns:
+    (total, (metrics, new_batch_stats, outputs)), metrics = {'nce', 'kld', 'total'} scalars.
+  """
+  variables = {'params': params, 'batch_stats': batch_stats} if batch_stats else {'params': params}
+  module = EncoderModule(spec, model_config.prediction_steps)
+  out, mutated = module.apply(variables, x, train, draw.get('eps_c'), draw.get('eps_z'),
+                              mutable=['batch_stats'])
+  nce, _ = info_nce(out['c'], out['z'], params['predictor'], draw['window_start'], draw['neg_idx'],
+                    num_steps=model_config.prediction_steps, window=model_config.window)
+  kld = (gaussian_kl(out['mu'], out['logvar'], model_config.kl_reduction) if spec.gaussian
+         else jnp.zeros(()))
+  total = nce + model_config.kld_weight * kld
+  return total, ({'nce': nce, 'kld': kld, 'total': total}, mutated.get('batch_stats', {}), out)
+
+
 def greedy_loss(params, batch_stats, audio, draws, *, encoder: Encoder, model_config,
-                train: Sequence[bool], loss_weights: Sequence[float]):
-  """Sum of the per-module losses of the stack (one value_and_grad trains every module greedily).
+                train: Sequence[bool]):
+  """Sum of the per-module losses of the stack, gradients stopped between modules, so that the
+  gradient of the sum is each module's gradient of its own loss (the original's objective).
 
   Args:
     params, batch_stats: the encoder's variables ('module_<i>' trees; batch_stats may be {}).
     audio: (B, T) waveforms. draws: from `draw_randomness` (or recorded ones).
     train: per module, whether BatchNorm uses batch statistics (and updates its running ones).
-    loss_weights: per module, 1.0 to train it, 0.0 to leave it out of the objective.
   Returns:
     (objective, (metrics, new_batch_stats, outputs)), metrics = {'nce', 'kld', 'total'} each (n,).
   """
-  n = len(draws)
-  eps = [(d['eps_c'], d['eps_z']) if 'eps_c' in d else None for d in draws]
-  variables = {'params': params, 'batch_stats': batch_stats} if batch_stats else {'params': params}
-  outputs, mutated = encoder.apply(variables, audio, tuple(train), eps, num_modules=n,
-                                   mutable=['batch_stats'])
-  nces, klds = [], []
-  for i, (out, d) in enumerate(zip(outputs, draws)):
-    spec = encoder.specs[i]
-    nce, _ = info_nce(out['c'], out['z'], params[f'module_{i}']['predictor'], d['window_start'],
-                      d['neg_idx'], num_steps=model_config.prediction_steps,
-                      window=model_config.window)
-    kld = (gaussian_kl(out['mu'], out['logvar'], model_config.kl_reduction) if spec.gaussian
-           else jnp.zeros(()))
-    nces.append(nce)
-    klds.append(kld)
-  nce, kld = jnp.stack(nces), jnp.stack(klds)
-  total = nce + model_config.kld_weight * kld
-  objective = jnp.sum(total * jnp.asarray(loss_weights, total.dtype))
-  new_stats = mutated.get('batch_stats', {})
-  return objective, ({'nce': nce, 'kld': kld, 'total': total}, new_stats, outputs)
+  x = audio[..., None]  # (B, T, 1)
+  metrics, new_stats, outputs = [], {}, []
+  for i, draw in enumerate(draws):
+    name = f'module_{i}'
+    _, (m, stats, out) = module_loss(params[name], batch_stats.get(name, {}), x, draw,
+                                     spec=encoder.specs[i], model_config=model_config, train=train[i])
+    metrics.append(m)
+    outputs.append(out)
+    if stats:
+      new_stats[name] = stats
+    x = jax.lax.stop_gradient(out['z'])
+  metrics = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *metrics)
+  return jnp.sum(metrics['total']), (metrics, new_stats, outputs)
 
 
 def encode(encoder: Encoder, variables, audio, *, num_modules: int | None = None, sample_key=None):

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from sim_jax.models import draw_randomness, greedy_loss, make_encoder, module_specs
+from sim_jax.models import draw_randomness, greedy_loss, make_encoder, module_loss, module_specs
 from sim_jax.models.encoder import Encoder
 
 
@@ -71,8 +71,6 @@ def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...
   """
   tx = make_optimizer(config.train)
   n = max(active) + 1
-  train_flags = tuple(i in active for i in range(n))
-  weights = tuple(1.0 if t else 0.0 for t in train_flags)
   model_cfg = config.model
 
   def step(state: TrainState, batch, key):
@@ -81,20 +79,25 @@ def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...
                             num_negatives=model_cfg.num_negatives, window=model_cfg.window,
                             num_modules=n)
 
-    def loss_fn(params):
-      return greedy_loss(params, state.batch_stats, audio, draws, encoder=encoder,
-                         model_config=model_cfg, train=train_flags, loss_weights=weights)
-
-    (_, (metrics, new_stats, _)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    params, opt_state = dict(state.params), dict(state.opt_state)
-    for i in active:
+    x = audio[..., None]  # (B, T, 1): the first module's input
+    params, opt_state, batch_stats = dict(state.params), dict(state.opt_state), dict(state.batch_stats)
+    metrics = []
+    for i in range(n):  # each module: its own loss, gradient and Adam step; then the next, greedily
       name = f'module_{i}'
-      updates, opt_state[name] = tx.update(grads[name], state.opt_state[name], state.params[name])
-      params[name] = optax.apply_updates(state.params[name], updates)
-    batch_stats = dict(state.batch_stats)
-    for name, stats in new_stats.items():
-      if int(name.split('_')[1]) in active:
-        batch_stats[name] = stats
+      loss_fn = functools.partial(module_loss, batch_stats=state.batch_stats.get(name, {}), x=x,
+                                  draw=draws[i], spec=encoder.specs[i], model_config=model_cfg,
+                                  train=i in active)
+      if i in active:
+        (_, (m, stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params[name])
+        updates, opt_state[name] = tx.update(grads, state.opt_state[name], state.params[name])
+        params[name] = optax.apply_updates(state.params[name], updates)
+        if stats:
+          batch_stats[name] = stats
+      else:  # an earlier module of layer-wise mode: forward only, BatchNorm on running statistics
+        _, (m, _, out) = loss_fn(state.params[name])
+      metrics.append(m)
+      x = jax.lax.stop_gradient(out['z'])
+    metrics = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *metrics)
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                               opt_state=opt_state)
     return new_state, metrics
@@ -116,8 +119,7 @@ def make_eval_step(config, encoder: Encoder, mesh: Mesh):
     draws = draw_randomness(key, encoder.specs, audio.shape[0], audio.shape[1],
                             num_negatives=model_cfg.num_negatives, window=model_cfg.window)
     _, (metrics, _, _) = greedy_loss(params, batch_stats, audio, draws, encoder=encoder,
-                                     model_config=model_cfg, train=(False,) * n,
-                                     loss_weights=(1.0,) * n)
+                                     model_config=model_cfg, train=(False,) * n)
     return metrics
 
   replicated = NamedSharding(mesh, P())

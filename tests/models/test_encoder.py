@@ -55,7 +55,7 @@ def test_module_loss_has_zero_gradient_on_earlier_modules(kind):
   draws = draw_randomness(jax.random.PRNGKey(2), specs, 3, 4000, num_negatives=10, window=128)
   loss_grad = jax.jit(jax.grad(lambda p, w: greedy_loss(
       p, variables.get('batch_stats', {}), audio, draws, encoder=encoder, model_config=cfg,
-      train=(True,) * 4, loss_weights=w)[0]))
+      train=(True,) * 4)[1][0]['total'] @ w))
   for i in range(1, len(specs)):
     grads = loss_grad(variables['params'], jnp.asarray([float(j == i) for j in range(len(specs))]))
     for j in range(i):
