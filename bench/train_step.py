@@ -2,10 +2,15 @@
 
   python bench/train_step.py                      # SIM and GIM: B=8/64 x 10240 samples, B=8 x 20480
   python bench/train_step.py --kinds sim --cases 8x10240 --steps 3
+  python bench/train_step.py --baseline-python /tmp/torch-venv/bin/python   # + the PyTorch baseline
 
 Prints per case: samples/s, ms/step, peak memory (RSS of a fresh process per case), the model's
 FLOPs per item (XLA's cost analysis of the compiled step: forward + backward + Adam, four modules
 with their predictors) and the achieved GFLOP/s next to a float32 matmul measured in the same run.
+With --baseline-python (a Python that has torch, see bench/baseline_pytorch.py), each case is followed
+at once by the same case of the original's step in PyTorch, and the table adds its samples/s, the
+speed-up and its peak memory: figures taken minutes apart on the same machine, as this machine's
+speed drifts by tens of percent over an hour.
 """
 
 import argparse
@@ -67,12 +72,14 @@ def main():
   parser.add_argument('--kinds', nargs='+', default=['sim', 'gim'])
   parser.add_argument('--cases', nargs='+', default=['8x10240', '64x10240', '8x20480'])
   parser.add_argument('--steps', type=int, default=3)
+  parser.add_argument('--baseline-python', help='a Python with torch: also time bench/baseline_pytorch.py')
   args = parser.parse_args()
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   peak = matmul_gflops()
   print(f'device: {__import__("jax").devices()[0].device_kind}; float32 matmul: {peak:.1f} GFLOP/s')
   print(f'{"model":5s} {"batch":>5s} {"samples":>7s} {"samples/s":>9s} {"ms/step":>9s} {"GFLOP/item":>10s} '
-        f'{"GFLOP/s":>8s} {"of matmul":>9s} {"peak GB":>7s}')
+        f'{"GFLOP/s":>8s} {"of matmul":>9s} {"peak GB":>7s}'
+        + (f' {"torch/s":>8s} {"speed-up":>8s} {"torch GB":>8s}' if args.baseline_python else ''))
   for kind in args.kinds:
     for case in args.cases:
       batch, samples = (int(x) for x in case.split('x'))
@@ -82,8 +89,16 @@ def main():
         print(f'{kind} {case}: failed\n{out.stderr[-2000:]}')
         continue
       r = json.loads(out.stdout.strip().splitlines()[-1])
-      print(f'{kind:5s} {batch:5d} {samples:7d} {r["samples_per_s"]:9.2f} {r["ms_per_step"]:9.0f} '
-            f'{r["gflop_per_item"]:10.1f} {r["gflops"]:8.1f} {r["gflops"] / peak:9.0%} {r["peak_gb"]:7.2f}')
+      line = (f'{kind:5s} {batch:5d} {samples:7d} {r["samples_per_s"]:9.2f} {r["ms_per_step"]:9.0f} '
+              f'{r["gflop_per_item"]:10.1f} {r["gflops"]:8.1f} {r["gflops"] / peak:9.0%} {r["peak_gb"]:7.2f}')
+      if args.baseline_python:
+        base = subprocess.run([args.baseline_python, os.path.join(repo, 'bench', 'baseline_pytorch.py'),
+                               '--case', kind, str(batch), str(samples), '--steps', str(args.steps)],
+                              capture_output=True, text=True, check=True)
+        b = json.loads(base.stdout)
+        line += (f' {b["samples_per_s"]:8.2f} {r["samples_per_s"] / b["samples_per_s"]:7.2f}x'
+                 f' {b["peak_gb"]:8.2f}')
+      print(line, flush=True)
 
 
 if __name__ == '__main__':
