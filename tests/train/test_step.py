@@ -32,9 +32,9 @@ def _expected(config, encoder, state, audio, key, active):
                           window=config.model.window, num_modules=n)
   train = tuple(i in active for i in range(n))
   params = {f'module_{i}': state.params[f'module_{i}'] for i in range(n)}
-  (_, (metrics, stats, _)), grads = jax.value_and_grad(
+  (_, (metrics, stats, _)), grads = jax.jit(jax.value_and_grad(
       lambda p: greedy_loss(p, state.batch_stats, audio, draws, encoder=encoder, model_config=config.model,
-                            train=train), has_aux=True)(params)
+                            train=train), has_aux=True))(params)
   tx = optax.adam(config.train.learning_rate)
   new_params = dict(state.params)
   for i in active:
@@ -58,6 +58,7 @@ def _close(a, b, lr=None):
   jax.tree_util.tree_map_with_path(check, a, b)
 
 
+@pytest.mark.slow(minutes=1)
 @pytest.mark.parametrize('kind,batch_norm', [('sim', True), ('gim', False)])
 def test_step_is_adam_on_the_gradient_of_the_summed_objective(kind, batch_norm):
   config = _config(kind, batch_norm)
@@ -76,6 +77,7 @@ def test_step_is_adam_on_the_gradient_of_the_summed_objective(kind, batch_norm):
                            state.batch_stats['module_0']['encoder']['bn_0']['mean'])
 
 
+@pytest.mark.slow(minutes=1)
 def test_layerwise_step_trains_one_module_and_leaves_the_others_exactly():
   config = _config('sim', True)
   config.train.layerwise = True
