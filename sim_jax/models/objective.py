@@ -2,8 +2,8 @@
 
 `draw_randomness` makes every random draw a training step needs (kept apart from the arithmetic so
 recorded draws can be fed in); `module_loss` is one module's loss on its own input, and
-`greedy_loss` chains them with gradients stopped between modules and sums them (each module sees only
-its own term).
+`chain_modules` runs them in order with gradients stopped between modules; `greedy_loss` sums their
+losses (each module sees only its own term).
 """
 
 from typing import Sequence
@@ -67,6 +67,25 @@ def module_loss(params, batch_stats, x, draw, *, spec: ModuleSpec, model_config,
   return total, ({'nce': nce, 'kld': kld, 'total': total}, mutated.get('batch_stats', {}), out)
 
 
+def chain_modules(audio, num_modules: int, run_module):
+  """Run the first `num_modules` modules greedily: module 0 reads audio[..., None], module i the
+  stop-gradient of module i-1's 'z'.
+
+  run_module(i, x) -> (metrics, outputs, extra) does module i's work on its input x (B, T, C_in): a
+  forward pass and loss, or also its gradient and optimizer update.
+  Returns (metrics stacked over modules, [outputs], [extra]).
+  """
+  x = audio[..., None]  # (B, T, 1)
+  metrics, outputs, extras = [], [], []
+  for i in range(num_modules):
+    m, out, extra = run_module(i, x)
+    metrics.append(m)
+    outputs.append(out)
+    extras.append(extra)
+    x = jax.lax.stop_gradient(out['z'])
+  return jax.tree_util.tree_map(lambda *v: jnp.stack(v), *metrics), outputs, extras
+
+
 def greedy_loss(params, batch_stats, audio, draws, *, encoder: Encoder, model_config,
                 train: Sequence[bool]):
   """Sum of the per-module losses of the stack, gradients stopped between modules, so that the
@@ -79,18 +98,15 @@ def greedy_loss(params, batch_stats, audio, draws, *, encoder: Encoder, model_co
   Returns:
     (objective, (metrics, new_batch_stats, outputs)), metrics = {'nce', 'kld', 'total'} each (n,).
   """
-  x = audio[..., None]  # (B, T, 1)
-  metrics, new_stats, outputs = [], {}, []
-  for i, draw in enumerate(draws):
+
+  def run_module(i, x):
     name = f'module_{i}'
-    _, (m, stats, out) = module_loss(params[name], batch_stats.get(name, {}), x, draw,
+    _, (m, stats, out) = module_loss(params[name], batch_stats.get(name, {}), x, draws[i],
                                      spec=encoder.specs[i], model_config=model_config, train=train[i])
-    metrics.append(m)
-    outputs.append(out)
-    if stats:
-      new_stats[name] = stats
-    x = jax.lax.stop_gradient(out['z'])
-  metrics = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *metrics)
+    return m, out, stats
+
+  metrics, outputs, stats = chain_modules(audio, len(draws), run_module)
+  new_stats = {f'module_{i}': s for i, s in enumerate(stats) if s}
   return jnp.sum(metrics['total']), (metrics, new_stats, outputs)
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from sim_jax.models import draw_randomness, greedy_loss, make_encoder, module_loss, module_specs
+from sim_jax.models import (chain_modules, draw_randomness, greedy_loss, make_encoder, module_loss,
+                            module_specs)
 from sim_jax.models.encoder import Encoder
 
 
@@ -79,25 +80,25 @@ def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...
                             num_negatives=model_cfg.num_negatives, window=model_cfg.window,
                             num_modules=n)
 
-    x = audio[..., None]  # (B, T, 1): the first module's input
-    params, opt_state, batch_stats = dict(state.params), dict(state.opt_state), dict(state.batch_stats)
-    metrics = []
-    for i in range(n):  # each module: its own loss, gradient and Adam step; then the next, greedily
+    def run_module(i, x):  # module i: its own loss, gradient and Adam step
       name = f'module_{i}'
       loss_fn = functools.partial(module_loss, batch_stats=state.batch_stats.get(name, {}), x=x,
                                   draw=draws[i], spec=encoder.specs[i], model_config=model_cfg,
                                   train=i in active)
-      if i in active:
-        (_, (m, stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params[name])
-        updates, opt_state[name] = tx.update(grads, state.opt_state[name], state.params[name])
-        params[name] = optax.apply_updates(state.params[name], updates)
-        if stats:
-          batch_stats[name] = stats
-      else:  # an earlier module of layer-wise mode: forward only, BatchNorm on running statistics
+      if i not in active:  # earlier module in layer-wise mode: forward only, BatchNorm in eval mode
         _, (m, _, out) = loss_fn(state.params[name])
-      metrics.append(m)
-      x = jax.lax.stop_gradient(out['z'])
-    metrics = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *metrics)
+        return m, out, (state.params[name], state.opt_state[name], state.batch_stats.get(name, {}))
+      (_, (m, stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params[name])
+      updates, opt_state = tx.update(grads, state.opt_state[name], state.params[name])
+      return m, out, (optax.apply_updates(state.params[name], updates), opt_state, stats)
+
+    metrics, _, updated = chain_modules(audio, n, run_module)
+    params, opt_state = dict(state.params), dict(state.opt_state)
+    batch_stats = dict(state.batch_stats)
+    for i, (p, o, stats) in enumerate(updated):
+      params[f'module_{i}'], opt_state[f'module_{i}'] = p, o
+      if stats:
+        batch_stats[f'module_{i}'] = stats
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                               opt_state=opt_state)
     return new_state, metrics
