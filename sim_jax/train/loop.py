@@ -20,8 +20,8 @@ from sim_jax import io
 from sim_jax.models import check_audio, module_specs
 from sim_jax.train.checkpoint import Checkpoints
 from sim_jax.train.plots import plot_loss_curves
-from sim_jax.train.step import (active_modules, accumulate, create_train_state, empty_accumulator,
-                                make_eval_step, make_mesh, make_train_step)
+from sim_jax.train.step import (active_modules, accumulate, compile_on_first_call, create_train_state,
+                                empty_accumulator, make_eval_step, make_mesh, make_train_step)
 
 
 class TrainingDiverged(ArithmeticError):
@@ -94,14 +94,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
   state = jax.device_put(state, replicated)
   step = int(state.step)  # host-side mirror of state.step: the loop never syncs to read it
   base_key = jax.random.PRNGKey(config.seed)
-  eval_step = make_eval_step(config, encoder, mesh)
+  eval_step = compile_on_first_call(make_eval_step(config, encoder, mesh))
   train_steps = {}
   val_metrics = {}
   try:
     for epoch in range(step // steps_per_epoch, config.train.num_epochs):
       active = active_modules(config, epoch)
       if active not in train_steps:
-        train_steps[active] = make_train_step(config, encoder, mesh, active)
+        train_steps[active] = compile_on_first_call(make_train_step(config, encoder, mesh, active))
       train_step = train_steps[active]
       first = step - epoch * steps_per_epoch
       n_run = max(active) + 1
