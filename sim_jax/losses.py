@@ -10,14 +10,14 @@ InfoNCE (reference-semantics §2.1), for one module with context c (B, L, H) and
     so the draw is just those M entries of each permutation (`neg_idx`, (num_negatives, M)).
 
 All K steps are computed at once in a "row space": row m = B*(k-1) + r holds step k's r-th
-prediction, which the original pairs with entry N - M + m of every permutation (N = B*L). One
-batched contraction then scores every step against its positive and its negatives.
+prediction, which the original pairs with entry N - M + m of every permutation (N = B*L). A
+batched contraction then scores every step against its positive and its negatives, a chunk of rows
+at a time.
 """
 
 import functools
 
 import jax
-from jax.ad_checkpoint import checkpoint_name
 import jax.numpy as jnp
 import numpy as np
 
@@ -39,6 +39,12 @@ def _row_space(batch: int, window: int, num_steps: int):
   return src.astype(np.int32), (src + ks).astype(np.int32), valid
 
 
+# Rows of the row space scored per chunk: the gathered rows of a chunk stay in cache, and only one
+# chunk's gathers are alive at a time (module 0, batch 64: InfoNCE temporaries 0.84 -> 0.39 GB,
+# forward + backward ~20 % faster than all rows at once).
+ROWS_PER_CHUNK = 256
+
+
 def info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window: int = 128):
   """The original's InfoNCE for one module.
 
@@ -49,15 +55,9 @@ def info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window: 
   Returns:
     (loss, per_step): the mean over k of the per-step losses, and the (K,) per-step losses.
 
-  For the backward pass only the predictions (one matmul) are kept; the gathered rows, as large
-  as the predictions each, are gathered again (at batch 64 this saves ~0.5 GB at no measurable cost).
+  The predictions are one matmul; the rows are then scored a chunk at a time (`ROWS_PER_CHUNK`),
+  each chunk's gathers redone in the backward pass rather than kept.
   """
-  loss = jax.checkpoint(functools.partial(_info_nce, num_steps=num_steps, window=window),
-                        policy=jax.checkpoint_policies.save_only_these_names('predictions'))
-  return loss(c, z, predictor, window_start, neg_idx)
-
-
-def _info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window: int):
   batch, length, channels = z.shape
   z_flat = z.reshape(batch * length, channels)  # (B*L, C)
   if length > window:
@@ -65,17 +65,31 @@ def _info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window:
     z = jax.lax.dynamic_slice_in_dim(z, window_start, window, axis=1)
   else:
     window = length
-  src, tgt, valid = _row_space(batch, window, num_steps)
-  # every step's prediction of every window frame in one matmul, then the rows the steps use
+  z_win = z.reshape(batch * window, channels)  # (B*W, C)
+  # every step's prediction of every window frame in one matmul
   pred_all = (c.reshape(batch * window, -1) @ predictor).reshape(batch * window, num_steps, channels)
-  pred_all = checkpoint_name(pred_all, 'predictions')
-  pred = pred_all[src.T, np.arange(num_steps)]  # (M, K, C)
-  pos = jnp.einsum('mkc,mkc->mk', pred, z.reshape(batch * window, channels)[tgt.T])  # (M, K)
-  neg = jnp.einsum('mkc,mjc->mkj', pred, z_flat[neg_idx.T])  # (M, K, J)
-  logits = jnp.concatenate([pos[..., None], neg], axis=-1)  # (M, K, 1 + J)
-  nll = jax.nn.logsumexp(logits, axis=-1) - pos  # (M, K)
-  rows = batch * (window - np.arange(1, num_steps + 1))
-  per_step = jnp.sum(jnp.where(valid.T, nll, 0.0), axis=0) / rows
+
+  def chunk_nll(rows):  # the summed -log p(positive) of one chunk of R rows, per step
+    src, tgt, valid, neg = rows  # (K, R) each, neg (J, R)
+    pred = pred_all[src.T, np.arange(num_steps)]  # (R, K, C)
+    pos = jnp.einsum('rkc,rkc->rk', pred, z_win[tgt.T])  # (R, K)
+    negs = jnp.einsum('rkc,rjc->rkj', pred, z_flat[neg.T])  # (R, K, J)
+    logits = jnp.concatenate([pos[..., None], negs], axis=-1)  # (R, K, 1 + J)
+    nll = jax.nn.logsumexp(logits, axis=-1) - pos  # (R, K)
+    return jnp.sum(jnp.where(valid.T, nll, 0.0), axis=0)  # (K,)
+
+  src, tgt, valid = _row_space(batch, window, num_steps)
+  num_rows = src.shape[1]
+  # n chunks, n a divisor of B (so of M), the most that keep >= ROWS_PER_CHUNK rows each
+  n = max(d for d in range(1, batch + 1)
+          if batch % d == 0 and (d == 1 or num_rows // d >= ROWS_PER_CHUNK))
+
+  def split(a):  # (K or J, M) -> (n, K or J, R)
+    return a.reshape(a.shape[0], n, num_rows // n).swapaxes(0, 1)
+
+  sums = jax.lax.map(jax.checkpoint(chunk_nll),
+                     (split(src), split(tgt), split(valid), split(neg_idx)))  # (n, K)
+  per_step = jnp.sum(sums, axis=0) / (batch * (window - np.arange(1, num_steps + 1)))
   return jnp.mean(per_step), per_step
 
 

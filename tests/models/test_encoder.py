@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sim_jax import losses
 from sim_jax.config import model_config
 from sim_jax.losses import draw_negatives, gaussian_kl, info_nce
 from sim_jax.models import (check_audio, draw_randomness, encode, frame_counts, greedy_loss,
@@ -86,8 +87,10 @@ def _loop_info_nce(c, z, predictor, start, neg_perm, steps, window):
   return total / steps
 
 
+@pytest.mark.parametrize('rows_per_chunk', [256, 30])  # all rows at once; 3 chunks of 31 rows
 @pytest.mark.parametrize('length', [40, 150])
-def test_info_nce_matches_a_direct_loop(length):
+def test_info_nce_matches_a_direct_loop(length, rows_per_chunk, monkeypatch):
+  monkeypatch.setattr(losses, 'ROWS_PER_CHUNK', rows_per_chunk)
   rng = np.random.default_rng(0)
   b, h, ch, steps, window = 3, 6, 5, 4, 32
   c = rng.normal(size=(b, length, h)).astype(np.float32)
@@ -102,6 +105,23 @@ def test_info_nce_matches_a_direct_loop(length):
   assert per_step.shape == (steps,)
   np.testing.assert_allclose(float(ours), _loop_info_nce(c, z, predictor, start, perm, steps, window),
                              rtol=1e-5)
+
+
+def test_info_nce_gradients_do_not_depend_on_chunking(monkeypatch):
+  rng = np.random.default_rng(1)
+  b, length, h, ch, steps, window = 6, 50, 6, 5, 4, 32
+  args = [jnp.asarray(rng.normal(size=s).astype(np.float32)) for s in
+          ((b, length, h), (b, length, ch), (h, steps * ch))]
+  neg = jnp.asarray(np.stack([rng.permutation(b * length)[-b * (window - 1):] for _ in range(10)]))
+
+  def grads():
+    return jax.grad(lambda c, z, p: info_nce(c, z, p, 5, neg, num_steps=steps, window=window)[0],
+                    argnums=(0, 1, 2))(*args)
+
+  whole = grads()
+  monkeypatch.setattr(losses, 'ROWS_PER_CHUNK', 31)  # 6 chunks of one batch row's 31 rows
+  for a, c in zip(whole, grads()):
+    np.testing.assert_allclose(np.asarray(c), np.asarray(a), rtol=1e-5, atol=1e-6)
 
 
 def test_info_nce_is_ln11_when_every_logit_ties():
