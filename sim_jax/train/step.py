@@ -88,7 +88,7 @@ def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...
                                   train=i in active)
       if i not in active:  # earlier module in layer-wise mode: forward only, BatchNorm in eval mode
         _, (m, _, out) = loss_fn(state.params[name])
-        return m, out, (state.params[name], state.opt_state[name], state.batch_stats.get(name, {}))
+        return m, out, (state.params[name], state.opt_state[name], {})  # {}: statistics unchanged
       (_, (m, stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params[name])
       updates, opt_state = tx.update(grads, state.opt_state[name], state.params[name])
       return m, out, (optax.apply_updates(state.params[name], updates), opt_state, stats)
