@@ -40,37 +40,36 @@ class Conv1d(nn.Module):
     bound = fan_in ** -0.5
     kernel = self.param('kernel', torch_uniform(bound), (self.kernel_size, x.shape[-1], self.features))
     bias = self.param('bias', torch_uniform(bound), (self.features,))
-    if self.stride > 1 and x.shape[-1] > 1:
-      return framed_conv(x, kernel, self.stride, self.padding) + bias
+    if x.shape[-1] > 1:
+      return patch_conv(x, kernel, self.stride, self.padding) + bias
+    # the waveform layer (one input channel): XLA's conv beats a matmul with a 10-wide contraction
     y = jax.lax.conv_general_dilated(
         x, kernel, window_strides=(self.stride,), padding=[(self.padding, self.padding)],
         dimension_numbers=('NWC', 'WIO', 'NWC'))
     return y + bias
 
 
-def framed_conv(x, kernel, stride: int, padding: int):
-  """A strided 1-D convolution as one matmul over frames of `stride` steps; equal to lax.conv.
+def patch_conv(x, kernel, stride: int, padding: int):
+  """A 1-D convolution as one matmul over patches of whole stride-frames; equal to lax.conv.
 
-  The input is cut into frames of `stride` steps (B, L + m - 1, stride * C_in), m = ceil(k / stride);
-  one matmul applies the m kernel slices to every frame, and output t sums slice j of frame t + j.
-  Its gradients are plain matmuls too, where XLA:CPU's strided-conv gradients (a dilated
-  input-gradient conv and transposes of the input) run at a fraction of the matmul rate.
+  The padded input is cut into frames of `stride` steps (B, L + m - 1, stride * C_in),
+  m = ceil(k / stride); patch t is frames t .. t + m - 1 side by side (B, L, m * stride * C_in), and
+  the kernel, zero-padded to m * stride taps, is already that matmul's (m * stride * C_in, C_out)
+  weight. A 1x1 convolution is the plain matmul. The gradients are plain matmuls too, where
+  XLA:CPU's strided-conv gradients (a dilated input-gradient conv, transposes of the input, and for
+  1x1 heads a transposed copy of the whole activation) run at a fraction of the matmul rate.
   x: (B, T, C_in); kernel: (k, C_in, C_out). Returns (B, L, C_out), L = conv_frames(T, k, stride, padding).
   """
   batch, length, channels = x.shape
   k, _, features = kernel.shape
   m = -(-k // stride)
   frames = conv_frames(length, k, stride, padding)
-  used = (frames + m - 1) * stride  # input steps the frames cover (taps past k have zero weight)
+  used = (frames + m - 1) * stride  # input steps the patches cover (taps past k have zero weight)
   x = jnp.pad(x, ((0, 0), (padding, max(used - length - padding, 0)), (0, 0)))[:, :used]
   x = x.reshape(batch, frames + m - 1, stride * channels)
+  patches = jnp.concatenate([x[:, j:j + frames] for j in range(m)], axis=-1)  # (B, L, m*stride*C_in)
   kernel = jnp.pad(kernel, ((0, m * stride - k), (0, 0), (0, 0)))
-  kernel = kernel.reshape(m, stride * channels, features).transpose(1, 0, 2)  # (stride*C_in, m, C_out)
-  y = (x @ kernel.reshape(stride * channels, m * features)).reshape(batch, frames + m - 1, m, features)
-  out = y[:, :frames, 0]
-  for j in range(1, m):
-    out = out + y[:, j:j + frames, j]
-  return out
+  return patches @ kernel.reshape(m * stride * channels, features)
 
 
 class BatchNorm1d(nn.Module):
