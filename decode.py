@@ -13,7 +13,7 @@ sim_jax/decoder/run.py); rerunning the command resumes training from the last de
 from absl import app, flags
 from ml_collections import config_flags
 
-from sim_jax.cli import run_main
+from sim_jax.cli import parse_flags, run_main
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
@@ -36,4 +36,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,40 @@
+"""Bad command lines, through the real entry points: one line on stderr naming the flag, exit 2."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _run(script, *args):
+  proc = subprocess.run([sys.executable, os.path.join(REPO, script), *args, '--workdir=/nonexistent'],
+                        capture_output=True, text=True, cwd=REPO, timeout=120)
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2, proc.stderr
+  assert 'Traceback' not in proc.stderr and len(lines) == 1, proc.stderr
+  return lines[0]
+
+
+@pytest.mark.parametrize('script', ['train.py', 'probe.py', 'decode.py', 'analyze.py'])
+def test_misspelt_override_names_the_flag_and_the_key(script):
+  line = _run(script, '--config=configs/demo.py', '--config.train.num_epoch=3')
+  assert line == ('error: --config.train.num_epoch: config.train has no key "num_epoch"; '
+                  'did you mean "num_epochs"?')
+
+
+def test_unknown_section_and_key_in_the_wrong_section():
+  assert _run('train.py', '--config=configs/demo.py', '--config.trian.x=1') == (
+      'error: --config.trian.x: config has no key "trian"; did you mean "train"?')
+  assert _run('train.py', '--config=configs/demo.py', '--config.data.batch_size=2') == (
+      'error: --config.data.batch_size: config.data has no key "batch_size"; '
+      'the config file lists every key')
+
+
+def test_value_of_the_wrong_type_and_missing_config_file():
+  line = _run('train.py', '--config=configs/demo.py', '--config.train.num_epochs=three')
+  assert line.startswith('error: flag --config.train.num_epochs=three: ')
+  line = _run('train.py', '--config=configs/no_such_config.py')
+  assert line.startswith('error: --config: cannot load the config file: ') and 'no_such_config.py' in line
