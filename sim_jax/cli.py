@@ -1,9 +1,11 @@
 """What every entry point shares: user-facing errors become one line on stderr, not a traceback."""
 
-import re
+import difflib
+import importlib.util
 import sys
 from typing import Callable, Sequence
 
+import ml_collections
 from absl import flags, logging
 
 
@@ -30,15 +32,19 @@ def run_main(main: Callable[[], object]) -> None:
 def parse_flags(argv: Sequence[str]) -> list[str]:
   """The entry points' absl flags parser (`app.run(main, flags_parser=parse_flags)`).
 
-  A --config file that cannot be loaded, a --config.<path> override naming no key of the config, or
-  a value of the wrong type exits with status 2 and one line naming the flag, not a traceback.
+  A --config file that cannot be loaded, a --config.<path> override that names no key of the config
+  (or goes below a plain value), or a value of the wrong type exits with status 2 and one line naming
+  the flag, not a traceback. An error raised by the config file's own code keeps its traceback.
   """
   try:
     rest = flags.FLAGS(argv)
   except flags.Error as e:  # a value of the wrong type: absl's message names the flag
-    _exit_with(str(e))
-  except (AttributeError, KeyError) as e:  # ml_collections: an override path that is not in the config
-    _exit_with(_unknown_key_message(argv, e))
+    _exit_with(str(e).strip().splitlines()[0])
+  except (AttributeError, KeyError, TypeError):  # ml_collections could not apply an override
+    message = _bad_override(argv)
+    if message is None:  # every override path exists: the error is the config file's own
+      raise
+    _exit_with(message)
   if 'config' in flags.FLAGS and flags.FLAGS['config'].value is not None:
     try:
       flags.FLAGS['config'].value.keys()  # ml_collections defers a file's load error to first use
@@ -48,18 +54,54 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   return rest
 
 
-def _unknown_key_message(argv: Sequence[str], error: Exception) -> str:
-  text = str(error.args[0]) if error.args else str(error)
-  text = text.replace("\\'", "'").replace('\\n', '\n')  # a KeyError's repr inside an AttributeError
-  found = re.search(r"'([^'\n]+)'", text)
-  key = found.group(1) if found else text
-  guess = re.search(r'Did you mean "([^"]+)"', text)
-  overrides = [a[2:].split('=')[0] for a in argv[1:] if a.startswith('--config.')]
-  flag = next((o for o in overrides if key in o.split('.')), 'config')
-  path = flag.split('.')
-  parent = '.'.join(path[:path.index(key)]) if key in path else 'config'
-  hint = f'; did you mean "{guess.group(1)}"?' if guess else '; the config file lists every key'
-  return f'--{flag}: {parent} has no key "{key}"{hint}'
+def _bad_override(argv: Sequence[str]) -> str | None:
+  """The message for the first --config.<path> override whose path is not in the config file's
+  config, or None if every path is (or the file itself fails to load)."""
+  args = list(argv[1:])
+  config_arg = next((a.split('=', 1)[1] for a in args if a.startswith('--config=')), None)
+  if config_arg is None and '--config' in args[:-1]:
+    config_arg = args[args.index('--config') + 1]
+  try:
+    config = _load_config_file(config_arg)
+  except Exception:  # noqa: BLE001 (the file's own error is re-raised by the caller's flags parse)
+    return None
+  for arg in args:
+    if not arg.startswith('--config.'):
+      continue
+    flag = arg[2:].split('=', 1)[0]
+    node, path = config, ['config']
+    for key in flag.split('.')[1:]:
+      if not isinstance(node, ml_collections.ConfigDict):
+        return f'--{flag}: {".".join(path)} is a value ({type(node).__name__}), not a section'
+      if key not in node:
+        guess = difflib.get_close_matches(key, list(node.keys()), n=1)
+        elsewhere = [where for where, section in _sections(config, 'config') if key in section]
+        if guess:
+          hint = f'; did you mean "{guess[0]}"?'
+        elif elsewhere:
+          hint = f'; "{key}" is in {", ".join(elsewhere)}'
+        else:
+          hint = f'; its keys: {", ".join(sorted(node.keys()))}'
+        return f'--{flag}: {".".join(path)} has no key "{key}"{hint}'
+      node, path = node[key], path + [key]
+  return None
+
+
+def _sections(node, path: str):
+  """(dotted path, section) of every section (ConfigDict) in `node`, itself first."""
+  yield path, node
+  for key in sorted(node.keys()):
+    if isinstance(node[key], ml_collections.ConfigDict):
+      yield from _sections(node[key], f'{path}.{key}')
+
+
+def _load_config_file(config_arg: str):
+  """`get_config()` of a --config value `file.py` or `file.py:argument`, as ml_collections calls it."""
+  path, _, argument = config_arg.partition(':')
+  spec = importlib.util.spec_from_file_location('_config_file', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(argument) if argument else module.get_config()
 
 
 def _exit_with(message: str) -> None:

@@ -97,7 +97,7 @@ def _patch_matmul_bwd(m: int, residuals, dy):
   dk = frames.reshape(-1, width).T @ delayed.reshape(-1, m * features)  # (W, m*C_out), block j = dK_j
   dkernel = dk.reshape(width, m, features).swapaxes(0, 1).reshape(m * width, features)
   kernel_t = kernel.reshape(m, width, features).swapaxes(1, 2).reshape(m * features, width)  # K_j^T stacked
-  return delayed @ kernel_t, dkernel
+  return (delayed @ kernel_t).astype(frames.dtype), dkernel.astype(kernel.dtype)
 
 
 _patch_matmul.defvjp(_patch_matmul_fwd, _patch_matmul_bwd)
