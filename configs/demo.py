@@ -7,7 +7,7 @@
   python analyze.py --config=configs/demo.py --workdir=workdirs/demo
 
 Synthetic consonant–vowel "words" from several synthetic speakers (sim_jax/data/demo.py). A narrow
-SIM (64 channels, GRU 32; KL weight 0.001, lr 3e-3, 20 epochs of 40 steps) trains in 3–4 minutes on
+SIM (64 channels, GRU 32; KL weight 0.001, lr 3e-3, 20 epochs of 40 steps) trains in about 3 minutes on
 2 CPU cores. Expected: InfoNCE sits near ln 11 ≈ 2.40 for about five epochs — the sampled latents start
 as almost pure noise (mean ≈ 0.03 against a standard deviation ≈ 1) — then falls on every module to
 about 1.4 / 1.0 / 1.0 / 0.8 (validation, epoch 20; see workdirs/demo/loss_curves.png). Linear probes on
