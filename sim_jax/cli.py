@@ -1,12 +1,13 @@
 """What every entry point shares: user-facing errors become one line on stderr, not a traceback."""
 
 import difflib
-import importlib.util
 import sys
 from typing import Callable, Sequence
 
 import ml_collections
 from absl import flags, logging
+
+from sim_jax.config import load_config_file
 
 
 def user_errors() -> tuple[type, ...]:
@@ -62,7 +63,7 @@ def _bad_override(argv: Sequence[str]) -> str | None:
   if config_arg is None and '--config' in args[:-1]:
     config_arg = args[args.index('--config') + 1]
   try:
-    config = _load_config_file(config_arg)
+    config = load_config_file(config_arg)
   except Exception:  # noqa: BLE001 (the file's own error is re-raised by the caller's flags parse)
     return None
   for arg in args:
@@ -93,15 +94,6 @@ def _sections(node, path: str):
   for key in sorted(node.keys()):
     if isinstance(node[key], ml_collections.ConfigDict):
       yield from _sections(node[key], f'{path}.{key}')
-
-
-def _load_config_file(config_arg: str):
-  """`get_config()` of a --config value `file.py` or `file.py:argument`, as ml_collections calls it."""
-  path, _, argument = config_arg.partition(':')
-  spec = importlib.util.spec_from_file_location('_config_file', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(argument) if argument else module.get_config()
 
 
 def _exit_with(message: str) -> None:
