@@ -162,12 +162,9 @@ def wav_truncation(path: str) -> str | None:
       f.seek(n + (n & 1), os.SEEK_CUR)
 
 
-def read_audio(path: str, expected_rate: int) -> np.ndarray | str:
-  """Decodes a whole mono file at `expected_rate` to float32 in [-1, 1] (torchaudio's scaling).
-
-  Returns the (T,) array, or a one-line problem string (empty, unreadable, truncated, not mono,
-  wrong sample rate) for the caller's bad-file policy.
-  """
+def audio_header(path: str, expected_rate: int):
+  """The file's `soundfile.info` if it is a non-empty mono file at `expected_rate`, else a one-line
+  problem string (empty, unreadable header, not mono, wrong sample rate, no samples)."""
   if os.path.getsize(path) == 0:
     return 'empty file (0 bytes)'
   try:
@@ -180,6 +177,18 @@ def read_audio(path: str, expected_rate: int) -> np.ndarray | str:
     return f'sample rate {info.samplerate} Hz, expected {expected_rate} Hz'
   if info.frames <= 0:
     return 'no audio samples'
+  return info
+
+
+def read_audio(path: str, expected_rate: int) -> np.ndarray | str:
+  """Decodes a whole mono file at `expected_rate` to float32 in [-1, 1] (torchaudio's scaling).
+
+  Returns the (T,) array, or a one-line problem string (empty, unreadable, truncated, not mono,
+  wrong sample rate) for the caller's bad-file policy.
+  """
+  info = audio_header(path, expected_rate)
+  if isinstance(info, str):
+    return info
   cut = wav_truncation(path)
   if cut:
     return cut

@@ -32,12 +32,13 @@ import soundfile as sf
 from tqdm import tqdm
 
 from sim_jax.data.common import (FRAME_HOP, BadFiles, DataError, atomic_save_npz, atomic_write_json,
-                                 file_stats, fingerprint, load_npz_cache, logger, mix_key_array,
-                                 resolve_cache_dir)
+                                 audio_header, file_stats, fingerprint, load_npz_cache, logger,
+                                 mix_key_array, resolve_cache_dir)
 from sim_jax.data.source import Source
 
 CROP_LENGTH = 20480
 NUM_PHONES = 41
+SAMPLE_RATE = 16000  # LibriSpeech FLACs
 AUDIO_DIR = os.path.join('LibriSpeech', 'train-clean-100')
 SPLIT_DIR = 'LibriSpeech100_labels_split'
 PHONE_FILE = 'converted_aligned_phones.txt'
@@ -86,19 +87,8 @@ def audio_path(root: str, utt: str) -> str:
 
 def _inspect(path: str) -> int | str:
   """Number of samples from a FLAC header, or a problem string (empty, unreadable, rate, channels)."""
-  if os.path.getsize(path) == 0:
-    return 'empty file (0 bytes)'
-  try:
-    info = sf.info(path)
-  except (RuntimeError, sf.LibsndfileError) as e:
-    return f'not a readable audio file (corrupt or truncated header): {e}'
-  if info.channels != 1:
-    return f'{info.channels} channels, expected mono'
-  if info.samplerate != 16000:
-    return f'sample rate {info.samplerate} Hz, expected 16000 Hz'
-  if info.frames <= 0:
-    return 'no audio samples'
-  return int(info.frames)
+  info = audio_header(path, SAMPLE_RATE)
+  return info if isinstance(info, str) else int(info.frames)
 
 
 def _manifest(root: str, split: str, ids: list[str], cache_dir: str, num_threads: int
