@@ -3,18 +3,32 @@
 import json
 import os
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 
-def _atomic_target(path: str):
-  """A temp file beside `path` (same filesystem, so os.replace is atomic)."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                             prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+def _file_mode() -> int:
+  """The mode a plainly created file gets here (0o666 less the umask); mkstemp's files are 0o600."""
+  umask = os.umask(0)
+  os.umask(umask)
+  return 0o666 & ~umask
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+  """Create `path` atomically: `write(tmp)` writes a temp file beside it (same filesystem), which is
+  then given the umask's mode and renamed into place; a failed or interrupted write leaves no file."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
   os.close(fd)
-  return tmp
+  try:
+    write(tmp)
+    os.chmod(tmp, _file_mode())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def _to_builtin(value: Any):
@@ -37,15 +51,10 @@ def write_json(path: str, data: Any) -> None:
 
 def write_text(path: str, text: str) -> None:
   """Write a UTF-8 text file atomically."""
-  tmp = _atomic_target(path)
-  try:
+  def write(tmp):
     with open(tmp, 'w', encoding='utf-8') as f:
       f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  atomic_write(path, write)
 
 
 def read_json(path: str) -> Any:
@@ -56,28 +65,20 @@ def read_json(path: str) -> Any:
 
 def save_npz(path: str, **arrays) -> None:
   """np.savez atomically."""
-  tmp = _atomic_target(path)
-  try:
-    with open(tmp, 'wb') as f:
+  def write(tmp):
+    with open(tmp, 'wb') as f:  # a file object: given a name, np.savez would append '.npz'
       np.savez(f, **arrays)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  atomic_write(path, write)
 
 
 def save_figure(fig, path: str, dpi: int = 110) -> None:
   """Save a matplotlib figure atomically and close it."""
   import matplotlib.pyplot as plt
-  tmp = _atomic_target(path)
   try:
-    fig.savefig(tmp, dpi=dpi, bbox_inches='tight', format=os.path.splitext(path)[1][1:] or 'png')
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight',
+                                               format=os.path.splitext(path)[1][1:] or 'png'))
   finally:
     plt.close(fig)
-    if os.path.exists(tmp):
-      os.remove(tmp)
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -114,11 +115,7 @@ class MetricLog:
   def truncate(self, step: int) -> None:
     """Keep only records with record['step'] <= step."""
     kept = [r for r in read_jsonl(self.path) if r.get('step', 0) <= step]
-    tmp = _atomic_target(self.path)
-    with open(tmp, 'w') as f:
-      for r in kept:
-        f.write(json.dumps(r) + '\n')
-    os.replace(tmp, self.path)
+    write_text(self.path, ''.join(json.dumps(r) + '\n' for r in kept))
 
   def write(self, step: int, **values) -> None:
     """Append one record {'step': step, **values}."""

@@ -5,7 +5,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 
 import numpy as np
 import soundfile as sf
@@ -68,31 +67,6 @@ def file_stats(paths: list[str]) -> list[tuple[str, int, int]]:
     st = os.stat(path)
     out.append((os.path.basename(path), st.st_size, st.st_mtime_ns))
   return out
-
-
-def _atomic_write(path: str, write) -> None:
-  """Runs write(file_object) on a temp file in the target folder, then renames it into place."""
-  folder = os.path.dirname(path) or '.'
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      write(f)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def atomic_save_npz(path: str, **arrays) -> None:
-  """np.savez to `path` atomically (an interrupted write leaves no file behind)."""
-  _atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
-def atomic_write_json(path: str, obj) -> None:
-  """JSON to `path` atomically."""
-  _atomic_write(path, lambda f: f.write(json.dumps(obj).encode()))
 
 
 def load_npz_cache(path: str) -> dict | None:

@@ -20,7 +20,8 @@ import re
 
 import numpy as np
 
-from sim_jax.data.common import (BadFiles, DataError, atomic_save_npz, file_stats, fingerprint,
+from sim_jax import io
+from sim_jax.data.common import (BadFiles, DataError, file_stats, fingerprint,
                                  load_npz_cache, read_audio, resolve_cache_dir)
 from sim_jax.data.resample import RESAMPLERS, resample
 from sim_jax.data.source import ArraySource
@@ -109,7 +110,7 @@ class DeBoerSource(ArraySource):
       if not names:
         raise DataError(f'de Boer folder {folder}: none of its {len(paths)} files is usable')
       audio = np.stack(arrays).astype(np.float32)  # (N, T)
-      atomic_save_npz(cache_path, names=np.array(names), audio=audio,
+      io.save_npz(cache_path, names=np.array(names), audio=audio,
                       bad_paths=np.array([p for p, _ in bad.skipped], dtype=str),
                       bad_problems=np.array([q for _, q in bad.skipped], dtype=str))
     bad.summary(len(paths))

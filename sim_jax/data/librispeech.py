@@ -31,9 +31,9 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from sim_jax.data.common import (FRAME_HOP, BadFiles, DataError, atomic_save_npz, atomic_write_json,
-                                 audio_header, file_stats, fingerprint, load_npz_cache, logger,
-                                 mix_key_array, resolve_cache_dir)
+from sim_jax import io
+from sim_jax.data.common import (FRAME_HOP, BadFiles, DataError, audio_header, file_stats, fingerprint,
+                                 load_npz_cache, logger, mix_key_array, resolve_cache_dir)
 from sim_jax.data.source import Source
 
 CROP_LENGTH = 20480
@@ -114,7 +114,7 @@ def _manifest(root: str, split: str, ids: list[str], cache_dir: str, num_threads
     headers = tqdm(pool.map(_inspect, [paths[u] for u in present]), total=len(present),
                    desc=f'LibriSpeech {split} manifest (once)', disable=len(present) < 1000 or None)
     entries = dict(zip(present, headers))
-  atomic_write_json(cache_path, entries)
+  io.write_json(cache_path, entries)
   return entries, missing
 
 
@@ -131,7 +131,7 @@ class PhoneLabels:
     cached = load_npz_cache(cache_path)
     if cached is None:
       cached = self._parse(path)
-      atomic_save_npz(cache_path, **cached)
+      io.save_npz(cache_path, **cached)
     self._index = {str(u): k for k, u in enumerate(cached['ids'])}
     self._offsets = cached['offsets']  # (N + 1,)
     self._values = cached['values']    # (sum F,) int8

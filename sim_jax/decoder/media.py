@@ -3,7 +3,6 @@
 File names are kept plain (letters, digits, _ - .) so the HTML report can embed them as they are.
 """
 
-import os
 import re
 
 import matplotlib
@@ -24,14 +23,8 @@ def plain_name(text: str) -> str:
 
 def write_wav(path: str, audio: np.ndarray) -> None:
   """Write a mono waveform as 16-bit PCM at 16 kHz, atomically; samples are clipped to [-1, 1]."""
-  tmp = io._atomic_target(path)  # pylint: disable=protected-access
-  try:
-    sf.write(tmp, np.clip(np.asarray(audio, np.float32), -1.0, 1.0), SAMPLE_RATE, subtype='PCM_16',
-             format='WAV')
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  io.atomic_write(path, lambda tmp: sf.write(tmp, np.clip(np.asarray(audio, np.float32), -1.0, 1.0),
+                                             SAMPLE_RATE, subtype='PCM_16', format='WAV'))
 
 
 def log_spectrogram(audio: np.ndarray) -> np.ndarray:
