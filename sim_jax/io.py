@@ -8,11 +8,12 @@ from typing import Any, Callable
 import numpy as np
 
 
-def _file_mode() -> int:
-  """The mode a plainly created file gets here (0o666 less the umask); mkstemp's files are 0o600."""
+def umask_mode(base: int = 0o666) -> int:
+  """`base` less the umask: the mode a plainly created file (0o666) or folder (0o777) gets here;
+  mkstemp / mkdtemp give 0o600 / 0o700, which would hide results from colleagues."""
   umask = os.umask(0)
   os.umask(umask)
-  return 0o666 & ~umask
+  return base & ~umask
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -24,7 +25,7 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
   os.close(fd)
   try:
     write(tmp)
-    os.chmod(tmp, _file_mode())
+    os.chmod(tmp, umask_mode())
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

@@ -256,6 +256,7 @@ def cached_features(cache_dir: str, trained: TrainedEncoder, source: FeatureSour
   os.makedirs(cache_dir, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=cache_dir, prefix=f'.{digest}.')
   try:
+    os.chmod(tmp, io.umask_mode(0o777))
     what = f'{source.name} features ({data_source.corpus} {data_source.split} {data_source.variant})'
     feats = extract(trained, source, data_source, batch_size=batch_size, epoch=epoch, seed=seed,
                     frames=frames, out_dir=tmp, desc=what)

@@ -1,6 +1,7 @@
 """Feature sources, extraction (padding, masking, frames) and the feature cache."""
 
 import os
+import stat
 
 import jax
 import numpy as np
@@ -96,12 +97,20 @@ def test_extract_keeps_every_item_in_order_with_frames(sim, tmp_path):
   np.testing.assert_allclose(alone.pooled, feats.pooled, rtol=1e-5, atol=1e-7)
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 def test_cache_is_reused_and_keyed_by_weights(sim, tmp_path, monkeypatch):
   data_config, source = _demo_source()
   cache = str(tmp_path / 'cache')
   context = feature_source(sim, 'context')
   first = cached_features(cache, sim, context, source, data_config=data_config, batch_size=4)
   assert len(os.listdir(cache)) == 1
+  entry = os.path.join(cache, os.listdir(cache)[0])  # made with mkdtemp, yet readable as any folder
+  assert stat.S_IMODE(os.stat(entry).st_mode) == 0o777 & ~_umask()
 
   def no_encoder(*args, **kwargs):
     raise AssertionError('the encoder ran although the features are cached')
