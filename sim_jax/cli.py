@@ -25,8 +25,9 @@ def run_main(main: Callable[[], object]) -> None:
     message = e.args[0] if isinstance(e, KeyError) and e.args else e
     print(f'error: {message}', file=sys.stderr)
     sys.exit(2)
-  except KeyboardInterrupt:
-    print('interrupted — rerun the same command to resume from the last checkpoint', file=sys.stderr)
+  except KeyboardInterrupt as e:
+    print(f'interrupted: {e}' if str(e) else
+          'interrupted — rerun the same command to resume from the last checkpoint', file=sys.stderr)
     sys.exit(130)
 
 

@@ -128,7 +128,8 @@ def _prefetch(epoch: _Epoch, steps: range, out: queue.Queue, stop: threading.Eve
 
 
 class Batches:
-  """Iterator over the batches of one epoch (see `batches`); close() stops its prefetch thread.
+  """Iterator over the batches of one epoch (see `batches`), and a context manager: leaving the
+  `with` block (or close()) stops its prefetch thread.
 
   Throughput: `items_per_second` is the loader's own rate (items loaded per second of loading time,
   whatever the consumer does); `wait_seconds` is how long the consumer waited for data in total — if
@@ -169,6 +170,14 @@ class Batches:
   def __iter__(self) -> 'Batches':
     """The iterator itself."""
     return self
+
+  def __enter__(self) -> 'Batches':
+    """`with batches(...) as b:` closes the prefetch thread however the block ends (an exception, a
+    Ctrl-C): a prefetch thread still inside jax while the interpreter exits can crash it."""
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
   def __next__(self) -> dict:
     """The next batch dict: 'audio', labels, 'index', 'mask' (+ 'length' for utterances)."""

@@ -1,9 +1,10 @@
 """Decoder training on a frozen encoder's latents: jitted step, checkpoints + resume, metrics.
 
 Layout of `<workdir>/decoder/module_<i>/`: checkpoints/<step>/ (latest, the resume point), best/
-(lowest test loss), metrics.jsonl (train loss per logged step, test loss and MSE per epoch),
-loss_curve.png. The run is a function of (config, seed): batch order, crops and SIM draws depend
-only on (seed, epoch, step), so a resumed run replays the same data.
+(lowest test loss), settings.json (what the training depends on; a resume must match it),
+metrics.jsonl (train loss per logged step, test loss and MSE per epoch), loss_curve.png. The run is
+a function of (config, seed): batch order, crops and SIM draws depend only on (seed, epoch, step),
+so a resumed run replays the same data.
 """
 
 import functools
@@ -27,7 +28,8 @@ from sim_jax.decoder.latents import DecoderError, LatentSource, latent_frames, l
 from sim_jax.decoder.losses import mse_loss, reconstruction_loss
 from sim_jax.decoder.nets import Decoder, decoded_length, make_decoder
 from sim_jax.models import Encoder
-from sim_jax.train.checkpoint import Checkpoints, TrainedEncoder
+from sim_jax.train.checkpoint import (Checkpoints, StopRequest, TrainedEncoder, record_settings,
+                                      save_and_stop)
 from sim_jax.train.step import make_mesh
 
 
@@ -116,15 +118,14 @@ def test_statistics(evaluate, params, enc_vars, test_source, decoder_config, sha
   'latent_std' per dimension (C,) over items and frames, 'mean_audio' (T,)."""
   cfg = decoder_config
   key = jax.random.PRNGKey(cfg.seed + 1)  # the same SIM draws every epoch
-  batches = data_lib.batches(test_source, cfg.batch_size, seed=cfg.seed, epoch=0, shuffle=False,
-                             drop_last=False, sharding=sharding, prefetch=prefetch)
   totals = None
-  for i, batch in enumerate(batches):
-    if i == cfg.eval_steps:
-      break
-    sums = evaluate(params, enc_vars, batch, jax.random.fold_in(key, i))
-    totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
-  batches.close()
+  with data_lib.batches(test_source, cfg.batch_size, seed=cfg.seed, epoch=0, shuffle=False,
+                        drop_last=False, sharding=sharding, prefetch=prefetch) as batches:
+    for i, batch in enumerate(batches):
+      if i == cfg.eval_steps:
+        break
+      sums = evaluate(params, enc_vars, batch, jax.random.fold_in(key, i))
+      totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
   totals = jax.device_get(totals)
   count = float(totals['count'])
   mean_latent = totals['z'] / count  # (L, C)
@@ -134,6 +135,21 @@ def test_statistics(evaluate, params, enc_vars, test_source, decoder_config, sha
           'power': float(totals['power']) / count, 'mean_latent': mean_latent,
           'latent_mean': latent_mean, 'latent_std': np.sqrt(np.maximum(latent_var, 0.0)),
           'mean_audio': totals['audio'] / count}
+
+
+def _check_finite(loss_sum, step: int) -> None:
+  """Raise ArithmeticError when the summed training loss since the last log is NaN/Inf."""
+  if not np.isfinite(float(loss_sum)):
+    raise ArithmeticError(f'decoder loss became {float(loss_sum)} by step {step}; lower '
+                          f'config.decoder.learning_rate (the last good checkpoint is kept)')
+
+
+def _decoder_settings(config, trained: TrainedEncoder) -> dict:
+  """What a decoder's training depends on (besides its module): resuming needs the same."""
+  cfg = config.decoder
+  return {'encoder_step': trained.step, 'data': {'name': config.data.name},
+          'decoder': {k: cfg[k] for k in ('latents', 'loss', 'learning_rate', 'batch_size',
+                                          'steps_per_epoch', 'seed')}}
 
 
 def train_decoder(config, workdir: str, trained: TrainedEncoder,
@@ -171,6 +187,9 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
                      wandb_dir=out_dir)
   try:
     check_width(checkpoints, source, out_dir)
+    record_settings(os.path.join(out_dir, 'settings.json'), _decoder_settings(config, trained),
+                    resuming=checkpoints.latest_step() is not None,
+                    fix=f'rerun with those settings to resume, or delete {out_dir} to train a new decoder')
     state = init_state(jax.random.PRNGKey(cfg.seed), decoder=decoder, width=source.width, frames=frames,
                        learning_rate=cfg.learning_rate)
     if checkpoints.latest_step() is not None:
@@ -185,35 +204,40 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
     base_key = jax.random.PRNGKey(cfg.seed)
     step = int(state.step)
     stats = None
-    for epoch in range(step // steps_per_epoch, cfg.num_epochs):
-      first = step - epoch * steps_per_epoch
-      batches = data_lib.batches(train_source, cfg.batch_size, seed=cfg.seed, epoch=epoch, shuffle=True,
-                                 drop_last=True, start_step=first, sharding=sharding,
-                                 prefetch=config.data.prefetch)
-      bar = tqdm(total=steps_per_epoch, initial=first, unit='step', dynamic_ncols=True,
-                 desc=f'decoder module {source.module} epoch {epoch + 1}/{cfg.num_epochs}')
-      running, count, tick = jnp.zeros(()), 0, time.perf_counter()
-      for i, batch in zip(range(first, steps_per_epoch), batches):
-        state, loss = step_fn(state, enc_vars, batch, jax.random.fold_in(base_key, step))
-        running, count, step = running + loss, count + 1, step + 1
-        bar.update(1)
-        if step % cfg.log_every_steps == 0 or i == steps_per_epoch - 1:
-          mean = float(running) / count
-          if not np.isfinite(mean):
-            raise ArithmeticError(f'decoder loss became {mean} at step {step}; lower '
-                                  f'config.decoder.learning_rate (the last good checkpoint is kept)')
-          rate = count * cfg.batch_size / (time.perf_counter() - tick)
-          log.write(step, epoch=epoch, samples_per_second=rate, **{'train/loss': mean})
-          bar.set_postfix_str(f'loss {mean:.5f}')
-          running, count, tick = jnp.zeros(()), 0, time.perf_counter()
-      bar.close()
-      batches.close()
-      stats = test_statistics(evaluate, state.params, enc_vars, test_source, cfg, sharding,
-                              config.data.prefetch)
-      log.write(step, epoch=epoch, **{'test/loss': stats['loss'], 'test/mse': stats['mse']})
-      checkpoints.save(state, val_loss=stats['loss'])
-      plot_decoder_loss(io.read_jsonl(os.path.join(out_dir, 'metrics.jsonl')),
-                        os.path.join(out_dir, 'loss_curve.png'), cfg.loss)
+    with StopRequest() as stop:
+      for epoch in range(step // steps_per_epoch, cfg.num_epochs):
+        first = step - epoch * steps_per_epoch
+        bar = tqdm(total=steps_per_epoch, initial=first, unit='step', dynamic_ncols=True,
+                   desc=f'decoder module {source.module} epoch {epoch + 1}/{cfg.num_epochs}')
+        running, count, tick = jnp.zeros(()), 0, time.perf_counter()
+        with data_lib.batches(train_source, cfg.batch_size, seed=cfg.seed, epoch=epoch, shuffle=True,
+                              drop_last=True, start_step=first, sharding=sharding,
+                              prefetch=config.data.prefetch) as batches:
+          for i, batch in zip(range(first, steps_per_epoch), batches):
+            if stop.requested:
+              break
+            state, loss = step_fn(state, enc_vars, batch, jax.random.fold_in(base_key, step))
+            running, count, step = running + loss, count + 1, step + 1
+            bar.update(1)
+            if step % cfg.log_every_steps == 0 or i == steps_per_epoch - 1:
+              _check_finite(running, step)
+              mean = float(running) / count
+              rate = count * cfg.batch_size / (time.perf_counter() - tick)
+              log.write(step, epoch=epoch, samples_per_second=rate, **{'train/loss': mean})
+              bar.set_postfix_str(f'loss {mean:.5f}')
+              running, count, tick = jnp.zeros(()), 0, time.perf_counter()
+        bar.close()
+        if stop.requested and step < (epoch + 1) * steps_per_epoch:  # else: evaluate, save, stop
+          _check_finite(running, step)
+          save_and_stop(checkpoints, state)
+        stats = test_statistics(evaluate, state.params, enc_vars, test_source, cfg, sharding,
+                                config.data.prefetch)
+        log.write(step, epoch=epoch, **{'test/loss': stats['loss'], 'test/mse': stats['mse']})
+        checkpoints.save(state, val_loss=stats['loss'])
+        plot_decoder_loss(io.read_jsonl(os.path.join(out_dir, 'metrics.jsonl')),
+                          os.path.join(out_dir, 'loss_curve.png'), cfg.loss)
+        if stop.requested:
+          save_and_stop(checkpoints, state)
     if stats is None:
       stats = test_statistics(evaluate, state.params, enc_vars, test_source, cfg, sharding,
                               config.data.prefetch)

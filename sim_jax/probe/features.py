@@ -23,6 +23,7 @@ the same data and extra seeds reuse them. The key includes a digest of the encod
 retraining a workdir never serves stale features.
 """
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -183,11 +184,11 @@ def extract(trained: TrainedEncoder, source: FeatureSource, data_source, *, batc
   pooled = np.zeros((n, source.dim), np.float32)
   valid = np.zeros(n, bool)
   chunks, counts = [], np.zeros(n, np.int64)
-  sink = open(os.path.join(out_dir, 'frames.f32'), 'wb') if frames and out_dir else None
+  sink_path = os.path.join(out_dir, 'frames.f32') if frames and out_dir else None
   total = data_lib.steps_per_epoch(data_source, batch_size, drop_last=False)
   batches = data_lib.batches(data_source, batch_size, seed=seed, epoch=epoch, shuffle=False,
                              drop_last=False)
-  try:
+  with batches, (open(sink_path, 'wb') if sink_path else contextlib.nullcontext()) as sink:
     for step, batch in enumerate(tqdm(batches, total=total, desc=desc, unit='batch', leave=False)):
       audio = np.asarray(batch['audio'], np.float32)  # (B, T)
       lengths = np.asarray(batch.get('length', np.full(len(audio), audio.shape[1])))  # (B,)
@@ -206,15 +207,11 @@ def extract(trained: TrainedEncoder, source: FeatureSource, data_source, *, batc
             sink.write(rows.tobytes())
           else:
             chunks.append(rows)
-  finally:
-    batches.close()
-    if sink is not None:
-      sink.close()
   if not frames:
     return Features(pooled, valid)
   offsets = np.concatenate([[0], np.cumsum(counts)])  # (N + 1,)
-  if sink is not None:
-    flat = np.memmap(os.path.join(out_dir, 'frames.f32'), np.float32, 'r',
+  if sink_path:
+    flat = np.memmap(sink_path, np.float32, 'r',
                      shape=(int(offsets[-1]), source.dim))
   else:
     flat = np.concatenate(chunks) if chunks else np.zeros((0, source.dim), np.float32)

@@ -11,8 +11,12 @@ half-written checkpoint behind.
 """
 
 import dataclasses
+import json
 import logging
 import os
+import signal
+import sys
+import threading
 
 import jax
 import ml_collections
@@ -76,6 +80,46 @@ class Checkpoints:
     self.best.close()
 
 
+class Interrupted(KeyboardInterrupt):
+  """A run stopped on request after saving a checkpoint; the message says where."""
+
+
+class StopRequest:
+  """`with StopRequest() as stop:` turns the first SIGINT (Ctrl-C) or SIGTERM (a scheduler's
+  preemption) into `stop.requested = True`, for a loop to see at its next step and end with
+  `save_and_stop`; a second signal interrupts at once. Outside the main thread it does nothing."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = {}
+
+  def __enter__(self) -> 'StopRequest':
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGINT, signal.SIGTERM):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame) -> None:
+    del frame
+    if self.requested:
+      raise KeyboardInterrupt
+    self.requested = True
+    print(f'\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint '
+          '(again to quit at once)', file=sys.stderr, flush=True)
+
+  def __exit__(self, *exc) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def save_and_stop(checkpoints: 'Checkpoints', state) -> None:
+  """Save `state` (unless its step is saved already) and raise Interrupted."""
+  step = int(state.step)
+  if checkpoints.latest_step() != step:
+    checkpoints.save(state)
+  raise Interrupted(f'stopped at step {step}, checkpoint saved — rerun the same command to resume')
+
+
 def _abstract(tree):
   return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, tree)
 
@@ -100,13 +144,47 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(io.read_json(path))
 
 
+def checkpoint_steps(folder: str) -> list[int]:
+  """The steps of the finished orbax checkpoints in `folder` (none if it does not exist)."""
+  if not os.path.isdir(folder):
+    return []
+  return sorted(int(d) for d in os.listdir(folder) if d.isdigit())
+
+
 def _list_checkpoints(workdir: str) -> str:
-  found = []
-  for sub in ('checkpoints', 'best'):
-    folder = os.path.join(workdir, sub)
-    if os.path.isdir(folder):
-      found += [f'{sub}/{d}' for d in sorted(os.listdir(folder)) if d.isdigit()]
+  found = [f'{sub}/{step}' for sub in ('checkpoints', 'best')
+           for step in checkpoint_steps(os.path.join(workdir, sub))]
   return ', '.join(found) if found else 'none'
+
+
+def _flat(tree: dict, prefix: str = '') -> dict:
+  """{'a.b': leaf} of a nested dict, leaves as JSON has them (tuples become lists)."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = json.loads(json.dumps(value))
+  return flat
+
+
+def record_settings(path: str, settings: dict, *, resuming: bool, free: tuple[str, ...] = (),
+                    fix: str) -> None:
+  """Write the settings of a run to `path` (JSON); when `resuming` from the checkpoints it made,
+  first check they are the settings those checkpoints were made with.
+
+  Keys starting with one of `free` may change between runs (e.g. the number of epochs); a key that
+  only one side has (a setting added later) is not compared. A difference raises CheckpointError,
+  one line naming each differing key with its old and new value, then `fix`; nothing is written.
+  """
+  if resuming and os.path.exists(path):
+    old, new = _flat(io.read_json(path)), _flat(settings)
+    changed = [f'{k}={old[k]!r} (now {new[k]!r})' for k in sorted(old.keys() & new.keys())
+               if old[k] != new[k] and not k.startswith(free)]
+    if changed:
+      raise CheckpointError(f'{os.path.dirname(path) or "."} holds checkpoints made with '
+                            f'{", ".join(changed)}; {fix}')
+  io.write_json(path, settings)
 
 
 def load_trained_encoder(workdir: str, which: str | int = 'best') -> TrainedEncoder:

@@ -3,9 +3,12 @@
 The run is a pure function of (config, seed): the step key is fold_in(seed key, step), the batch
 order and crops are functions of (seed, epoch, step). Resuming restores the latest checkpoint (state,
 optimizer, step) and replays the data from that step, so an interrupted run ends bit-identical to an
-uninterrupted one (on CPU).
+uninterrupted one (on CPU). Ctrl-C or SIGTERM stops at the next step boundary and saves a checkpoint
+there (`StopRequest`); a SIGKILL loses the steps since the last checkpoint
+(`train.checkpoint_every_steps` bounds them).
 """
 
+import contextlib
 import os
 import time
 
@@ -18,10 +21,20 @@ from tqdm import tqdm
 from sim_jax import data as data_lib
 from sim_jax import io
 from sim_jax.models import check_audio, module_specs
-from sim_jax.train.checkpoint import Checkpoints
+from sim_jax.train.checkpoint import (Checkpoints, StopRequest, checkpoint_steps, record_settings,
+                                      save_and_stop)
 from sim_jax.train.plots import plot_loss_curves
 from sim_jax.train.step import (active_modules, accumulate, compile_on_first_call, create_train_state,
                                 empty_accumulator, make_eval_step, make_mesh, make_train_step)
+
+
+# Settings a resumed run may change (prefixes of config keys): how long it runs and how often it
+# logs and saves, where the data are read from, and the sections of the later stages. Any other
+# difference from the workdir's config.json stops the resume (record_settings).
+CHANGEABLE_ON_RESUME = ('train.num_epochs', 'train.checkpoint_every_', 'train.keep_every_epochs',
+                        'train.log_every_steps', 'train.eval_steps', 'train.distributed', 'data.root',
+                        'data.cache_dir', 'data.num_threads', 'data.prefetch', 'data.on_bad_file',
+                        'wandb.', 'probe.', 'decoder.', 'analysis.')
 
 
 class TrainingDiverged(ArithmeticError):
@@ -50,12 +63,11 @@ def evaluate(config, eval_step, state, source, sharding, num_modules: int) -> di
     return {}
   acc = empty_accumulator(num_modules)
   key = jax.random.PRNGKey(config.seed + 1)  # the same draws every epoch: comparable curves
-  batches = data_lib.batches(source, batch_size, seed=config.seed, epoch=0, shuffle=False,
-                             drop_last=True, sharding=sharding, prefetch=config.data.prefetch)
-  for i, batch in zip(range(steps), batches):
-    metrics = eval_step(state.params, state.batch_stats, batch, jax.random.fold_in(key, i))
-    acc = accumulate(acc, metrics, jnp.int32(i))
-  batches.close()
+  with data_lib.batches(source, batch_size, seed=config.seed, epoch=0, shuffle=False, drop_last=True,
+                        sharding=sharding, prefetch=config.data.prefetch) as batches:
+    for i, batch in zip(range(steps), batches):
+      metrics = eval_step(state.params, state.batch_stats, batch, jax.random.fold_in(key, i))
+      acc = accumulate(acc, metrics, jnp.int32(i))
   return _fetch(acc)
 
 
@@ -65,6 +77,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   Returns the last epoch's validation metrics ({'nce', 'kld', 'total'} per module).
   """
   os.makedirs(workdir, exist_ok=True)
+  record_settings(os.path.join(workdir, 'config.json'), config.to_dict(),
+                  resuming=bool(checkpoint_steps(os.path.join(workdir, 'checkpoints'))),
+                  free=CHANGEABLE_ON_RESUME,
+                  fix='rerun with those settings to resume, or train in a new --workdir')
   mesh = make_mesh()
   sharding = NamedSharding(mesh, P('data'))
   if config.train.batch_size % mesh.size:
@@ -82,7 +98,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
                      f'config.train.batch_size={config.train.batch_size}')
   num_modules = len(specs)
 
-  io.write_json(os.path.join(workdir, 'config.json'), config.to_dict())
   encoder, state = create_train_state(config, jax.random.PRNGKey(config.seed))
   replicated = NamedSharding(mesh, P())
   checkpoints = Checkpoints(workdir, keep_period_steps=config.train.keep_every_epochs * steps_per_epoch)
@@ -93,11 +108,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
     log.truncate(int(state.step))
   state = jax.device_put(state, replicated)
   step = int(state.step)  # host-side mirror of state.step: the loop never syncs to read it
+  if step >= config.train.num_epochs * steps_per_epoch:
+    tqdm.write(f'{workdir} has trained {step // steps_per_epoch} epochs ({step} steps): nothing to '
+               f'do; raise --config.train.num_epochs to train further')
+  elif step:
+    tqdm.write(f'resuming {workdir} at step {step} (epoch {step // steps_per_epoch + 1}, '
+               f'{step % steps_per_epoch} of its {steps_per_epoch} steps done)')
   base_key = jax.random.PRNGKey(config.seed)
   eval_step = compile_on_first_call(make_eval_step(config, encoder, mesh))
   train_steps = {}
   val_metrics = {}
-  try:
+  with StopRequest() as stop, contextlib.closing(checkpoints), contextlib.closing(log):
     for epoch in range(step // steps_per_epoch, config.train.num_epochs):
       active = active_modules(config, epoch)
       if active not in train_steps:
@@ -106,34 +127,38 @@ def train_and_evaluate(config, workdir: str) -> dict:
       first = step - epoch * steps_per_epoch
       n_run = max(active) + 1
       acc = empty_accumulator(n_run)
-      batches = data_lib.batches(train_source, config.train.batch_size, seed=config.seed,
-                                 epoch=epoch, shuffle=True, drop_last=True, start_step=first,
-                                 sharding=sharding, prefetch=config.data.prefetch)
       bar = tqdm(total=steps_per_epoch, initial=first, desc=f'epoch {epoch + 1}/{config.train.num_epochs}',
                  unit='step', dynamic_ncols=True, disable=jax.process_index() != 0)
       tick, tick_step = time.perf_counter(), step
-      for i, batch in zip(range(first, steps_per_epoch), batches):
-        state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
-        acc = accumulate(acc, metrics, jnp.int32(step))
-        bar.update(1)
-        step += 1
-        done = step
-        last = i == steps_per_epoch - 1
-        if done % config.train.log_every_steps == 0 or last:
-          mean = _fetch(acc)
-          rate = (done - tick_step) * config.train.batch_size / (time.perf_counter() - tick)
-          tick, tick_step = time.perf_counter(), done
-          acc = empty_accumulator(n_run)
-          log.write(done, epoch=epoch, samples_per_second=rate,
-                    **{f'train/{k}': v for k, v in mean.items()})
-          bar.set_postfix_str(f'{rate:.1f} samples/s  InfoNCE ' +
-                              ' '.join(f'{x:.3f}' for x in mean['nce']))
-        if (config.train.checkpoint_every_steps > 0 and not last
-            and done % config.train.checkpoint_every_steps == 0):
-          _fetch(acc)
-          checkpoints.save(state)
+      with data_lib.batches(train_source, config.train.batch_size, seed=config.seed, epoch=epoch,
+                            shuffle=True, drop_last=True, start_step=first, sharding=sharding,
+                            prefetch=config.data.prefetch) as batches:
+        for i, batch in zip(range(first, steps_per_epoch), batches):
+          if stop.requested:
+            break
+          state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
+          acc = accumulate(acc, metrics, jnp.int32(step))
+          bar.update(1)
+          step += 1
+          done = step
+          last = i == steps_per_epoch - 1
+          if done % config.train.log_every_steps == 0 or last:
+            mean = _fetch(acc)
+            rate = (done - tick_step) * config.train.batch_size / (time.perf_counter() - tick)
+            tick, tick_step = time.perf_counter(), done
+            acc = empty_accumulator(n_run)
+            log.write(done, epoch=epoch, samples_per_second=rate,
+                      **{f'train/{k}': v for k, v in mean.items()})
+            bar.set_postfix_str(f'{rate:.1f} samples/s  InfoNCE ' +
+                                ' '.join(f'{x:.3f}' for x in mean['nce']))
+          if (config.train.checkpoint_every_steps > 0 and not last
+              and done % config.train.checkpoint_every_steps == 0):
+            _fetch(acc)
+            checkpoints.save(state)
       bar.close()
-      batches.close()
+      if stop.requested and step < (epoch + 1) * steps_per_epoch:  # else: validate, save, then stop
+        _fetch(acc)  # a non-finite loss since the last fetch stops the run without saving
+        save_and_stop(checkpoints, state)
       val_metrics = evaluate(config, eval_step, state, test_source, sharding, num_modules)
       done = step
       if val_metrics:
@@ -145,7 +170,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
       if jax.process_index() == 0:
         plot_loss_curves(io.read_jsonl(os.path.join(workdir, 'metrics.jsonl')),
                          os.path.join(workdir, 'loss_curves.png'))
-  finally:
-    checkpoints.close()
-    log.close()
+      if stop.requested:  # asked during validation or saving: the epoch's end is a clean stop
+        save_and_stop(checkpoints, state)
   return val_metrics

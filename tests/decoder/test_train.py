@@ -1,5 +1,5 @@
-"""Decoder training on the demo corpus: it resumes exactly, it refuses a mismatched width, and bad
-module / latent settings are one-line errors."""
+"""Decoder training on the demo corpus: it resumes exactly, it refuses a mismatched width or other
+training settings, and bad module / latent settings are one-line errors."""
 
 import os
 
@@ -13,7 +13,7 @@ from sim_jax.decoder.latents import DecoderError, latent_source, latents
 from sim_jax.decoder.run import reconstruction_summary
 from sim_jax.decoder.train import train_decoder
 from sim_jax.models import make_encoder, module_specs
-from sim_jax.train.checkpoint import TrainedEncoder
+from sim_jax.train.checkpoint import CheckpointError, TrainedEncoder
 from tests.probe.helpers import tiny_trained
 from tests.train.helpers import small_config
 
@@ -81,6 +81,19 @@ def test_checkpoint_of_another_width_is_refused(demo_trained, tmp_path):
   with pytest.raises(DecoderError, match=r'reads 32-wide latents but the encoder\'s module 2 is 16 '
                                          r'wide.*delete .*decoder/module_2'):
     _train(demo_config(num_epochs=2), workdir, narrower)
+
+
+def test_resume_with_another_loss_is_refused(demo_trained, tmp_path):
+  workdir = str(tmp_path / 'w')
+  _train(demo_config(num_epochs=1), workdir, demo_trained)
+  settings = os.path.join(workdir, 'decoder', 'module_2', 'settings.json')
+  before = open(settings).read()
+  with pytest.raises(CheckpointError, match=r"decoder.loss='mse' \(now 'mse\+mel'\).*delete "
+                                            r".*decoder/module_2 to train a new decoder"):
+    _train(demo_config(num_epochs=2, loss='mse+mel'), workdir, demo_trained)
+  assert open(settings).read() == before
+  _, state, _ = _train(demo_config(num_epochs=2, num_reconstructions=1), workdir, demo_trained)
+  assert int(state.step) == 4  # more epochs and other outputs: a resume
 
 
 def _encoder(kind: str, channels: int = 32) -> TrainedEncoder:
