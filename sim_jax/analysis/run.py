@@ -29,7 +29,8 @@ from sim_jax import io
 from sim_jax.analysis import entanglement, latents, report, weights
 from sim_jax.config import analysis_config
 from sim_jax.probe import Features, cached_features, extract, feature_source
-from sim_jax.train.checkpoint import TrainedEncoder, load_config, load_trained_encoder
+from sim_jax.train.checkpoint import (TrainedEncoder, load_config, load_trained_encoder,
+                                      with_training_data_root)
 
 FIGURES = os.path.join('report', 'figures')  # inside the workdir
 # Label kinds used for the 3-D scatter, in order of preference (the original: vowel).
@@ -404,6 +405,7 @@ def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = 
     trained_config = load_config(workdir)
   else:
     trained = load_trained_encoder(workdir, cfg.checkpoint)
+    config = with_training_data_root(config, trained.config)
     _check_settings(cfg, trained)
     trained_config = trained.config
     module = analysed_module(trained, cfg.module)

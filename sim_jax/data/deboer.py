@@ -28,8 +28,8 @@ from sim_jax.data.source import ArraySource
 
 SYLLABLES = ('ba', 'bi', 'bu', 'da', 'di', 'du', 'ga', 'gi', 'gu')
 VOWELS = ('a', 'i', 'u')
-DOWNLOAD_HINT = ('download it with: python -m sim_jax.data.download deboer --root DIR, then set '
-                 'config.data.root=DIR/de_boer')
+DOWNLOAD_HINT = ('download it with: python -m sim_jax.data.download deboer --root DIR, then pass '
+                 '--config.data.root=DIR/de_boer')
 # variant: (folder, file sample rate, samples kept at 16 kHz, name pattern)
 VARIANTS = {
     'words': ('reshuffledv2', 44100, 10240, re.compile(r'^((?:[bdg][aiu]){3})_(\d+)$')),

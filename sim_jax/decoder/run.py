@@ -23,7 +23,7 @@ from sim_jax import io
 from sim_jax.decoder import media, score, traversals
 from sim_jax.decoder.latents import LatentSource, latent_source, latents
 from sim_jax.decoder.train import module_dir, train_decoder
-from sim_jax.train.checkpoint import load_trained_encoder
+from sim_jax.train.checkpoint import load_trained_encoder, with_training_data_root
 
 
 class _Stage:
@@ -196,6 +196,7 @@ def run(config, workdir: str) -> dict:
   """
   cfg = config.decoder
   trained = load_trained_encoder(workdir, cfg.checkpoint)
+  config = with_training_data_root(config, trained.config)
   source = latent_source(trained, cfg.module, cfg.latents)
   test_source = data_lib.make_source(config.data, 'test', 'words')
   items = traversal_items(config, test_source)

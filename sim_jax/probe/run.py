@@ -32,7 +32,7 @@ from sim_jax.probe.features import ProbeError, cached_features, extract, feature
 from sim_jax.probe.linear import (ProbeSpec, feature_norm, identity_norm, init_probe, make_optimizer,
                                   make_train_step, predict, train_epoch)
 from sim_jax.probe.tasks import check_source, class_names, make_sources, make_task, probe_data
-from sim_jax.train.checkpoint import load_trained_encoder
+from sim_jax.train.checkpoint import load_trained_encoder, with_training_data_root
 
 TEST_SAMPLE_FOLD = 1 << 20  # folds the per-seed key for the test draw of sampled features
 
@@ -172,6 +172,7 @@ def run_probe(config, workdir: str) -> dict:
   _check_settings(cfg)
   task = make_task(cfg.task, config.data.name)
   trained = load_trained_encoder(workdir, _checkpoint(cfg.checkpoint))
+  config = with_training_data_root(config, trained.config)
   source = feature_source(trained, cfg.source, cfg.features)
   check_source(task, source)
   train_source, test_sources = make_sources(task, config.data)

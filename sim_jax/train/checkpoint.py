@@ -151,6 +151,17 @@ def checkpoint_steps(folder: str) -> list[int]:
   return sorted(int(d) for d in os.listdir(folder) if d.isdigit())
 
 
+def with_training_data_root(config: ml_collections.ConfigDict, trained_config) -> ml_collections.ConfigDict:
+  """`config` with the training run's data.root when its own is empty and both name the same
+  corpus: the later stages then read the data the encoder was trained on without repeating the flag."""
+  if config.data.root or config.data.name != trained_config.data.name or not trained_config.data.root:
+    return config
+  config = config.copy_and_resolve_references()
+  config.data.root = trained_config.data.root
+  print(f'data: {config.data.root} (the training run\'s config.data.root)', file=sys.stderr)
+  return config
+
+
 def _list_checkpoints(workdir: str) -> str:
   found = [f'{sub}/{step}' for sub in ('checkpoints', 'best')
            for step in checkpoint_steps(os.path.join(workdir, sub))]

@@ -86,6 +86,7 @@ def test_de_boer_syllables_and_vowels_after_a_short_training(tmp_path, shared_da
   assert _outputs(workdir, 'syllables_context')['kernel'].shape == (8, 9)
 
   config.probe.update(task='vowels', source='module_2', bias=False, features='sample', seeds=1)
+  config.data.root = ''  # not given again: the probe reads the training run's data.root
   vowels = run_probe(config, workdir)
   assert vowels['num_classes'] == 3 and vowels['num_test_items'] == 360
   weights = _outputs(workdir, 'vowels_module_2_nobias_sample')
