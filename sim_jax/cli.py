@@ -41,6 +41,9 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   try:
     rest = flags.FLAGS(argv)
   except flags.Error as e:  # a value of the wrong type: absl's message names the flag
+    override = next((a.split('=')[0] for a in argv[1:] if a.startswith('--config.')), None)
+    if override and not any(a == '--config' or a.startswith('--config=') for a in argv[1:]):
+      _exit_with(f'{override} overrides a config file: pass --config=configs/<name>.py too')
     _exit_with(str(e).strip().splitlines()[0])
   except (AttributeError, KeyError, TypeError):  # ml_collections could not apply an override
     message = _bad_override(argv)

@@ -56,3 +56,9 @@ def test_value_of_the_wrong_type_and_missing_config_file():
   assert line.startswith('error: flag --config.train.num_epochs=three: ')
   line = _run('train.py', '--config=configs/no_such_config.py')
   assert line.startswith('error: --config: cannot load the config file: ') and 'no_such_config.py' in line
+
+
+@pytest.mark.parametrize('script', ['probe.py', 'analyze.py'])
+def test_override_without_a_config_file_says_to_pass_one(script):
+  assert _run(script, '--config.probe.task=vowels') == (
+      'error: --config.probe.task overrides a config file: pass --config=configs/<name>.py too')
