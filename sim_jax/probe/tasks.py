@@ -122,3 +122,14 @@ def make_sources(task: Task, data_config) -> tuple[object, dict]:
   for name, variant in task.evaluations:
     tests[name] = data_lib.make_source(data_config, 'test', variant)
   return train, tests
+
+
+def encoder_seen_test_items(data_config, test_source) -> int | None:
+  """De Boer syllable (or other non-word) tests: how many test items were cut from word takes in the
+  encoder's word training split (reference-semantics §4.2: the syllable split derives from an older
+  word split, so the encoder has seen most syllable-test words); None for other corpora / variants."""
+  if data_config.name != 'deboer' or test_source.variant == 'words':
+    return None
+  words = set(data_lib.make_source(data_config, 'train', 'words').names)
+  takes = ['_'.join(name.split('_')[:2]) for name in test_source.names]  # 'bagigi_1_3_gi' -> 'bagigi_1'
+  return sum(take in words for take in takes)

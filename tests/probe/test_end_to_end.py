@@ -81,6 +81,8 @@ def test_de_boer_syllables_and_vowels_after_a_short_training(tmp_path, shared_da
   config.probe.task = 'syllables'
   syllables = run_probe(config, workdir)
   assert syllables['num_classes'] == 9 and syllables['num_test_items'] == 360
+  # reference-semantics §4.2: 100 of the 120 test words (3 syllables each) are in the word train split
+  assert syllables['data']['test_items_from_encoder_training_words'] == 300
   assert len(syllables['evaluations']['items']['per_seed_accuracy']) == 2
   assert 0.0 <= syllables['accuracy'] <= 1.0 and syllables['chance'] == pytest.approx(1 / 9)
   assert _outputs(workdir, 'syllables_context')['kernel'].shape == (8, 9)
