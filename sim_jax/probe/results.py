@@ -48,7 +48,12 @@ def summarize(per_seed: list[dict], num_classes: int, num_items: int) -> dict:
 
 
 def plot_confusion(confusion: np.ndarray, class_names: list[str], title: str, path: str) -> None:
-  """Row-normalised confusion matrix; class names on the axes when there are few classes."""
+  """Row-normalised confusion matrix of the classes that occur (as true or predicted class; a
+  251-speaker matrix of a small test set would be nearly blank); names on the axes when few."""
+  occur = np.flatnonzero((confusion.sum(0) + confusion.sum(1)) > 0)
+  if len(occur) < len(class_names):
+    title += f' — the {len(occur)} of {len(class_names)} classes that occur'
+    confusion, class_names = confusion[np.ix_(occur, occur)], [class_names[i] for i in occur]
   rows = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
   n = len(class_names)
   size = min(3.0 + 0.35 * n, 12.0)

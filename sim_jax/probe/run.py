@@ -31,8 +31,8 @@ from sim_jax.probe import results as results_lib
 from sim_jax.probe.features import ProbeError, cached_features, extract, feature_source
 from sim_jax.probe.linear import (ProbeSpec, feature_norm, identity_norm, init_probe, make_optimizer,
                                   make_train_step, predict, train_epoch)
-from sim_jax.probe.tasks import (check_source, class_names, encoder_seen_test_items, make_sources,
-                                 make_task, probe_data)
+from sim_jax.probe.tasks import (check_source, class_names, classes_without_training_items,
+                                 encoder_seen_test_items, make_sources, make_task, probe_data)
 from sim_jax.train.checkpoint import load_trained_encoder, with_training_data_root
 
 TEST_SAMPLE_FOLD = 1 << 20  # folds the per-seed key for the test draw of sampled features
@@ -197,6 +197,10 @@ def run_probe(config, workdir: str) -> dict:
     bar.close()
     log.close()
 
+  unseen = [names[c] for c in classes_without_training_items(task, train_source, test_sources[headline])]
+  if unseen:
+    tqdm.write(f'note: {len(unseen)} test classes have no training item, so the probe cannot predict '
+               f'them: {", ".join(unseen[:5])}{", ..." if len(unseen) > 5 else ""}')
   seen = encoder_seen_test_items(config.data, test_sources[headline])
   if seen:
     tqdm.write(f'note: {seen} of {len(test_sources[headline])} test items were cut from words the encoder '
@@ -219,7 +223,8 @@ def run_probe(config, workdir: str) -> dict:
       'data': {'corpus': config.data.name, 'train_variant': task.train_variant,
                'train_items': len(train_source),
                'train_items_unlabelled': provider.unlabelled.get('train', 0),
-               'train_crop_sets': provider.crop_sets, 'test_items_from_encoder_training_words': seen},
+               'train_crop_sets': provider.crop_sets, 'test_classes_without_training_items': unseen,
+               'test_items_from_encoder_training_words': seen},
       'timing': {'features_seconds': provider.seconds,
                  'seconds_per_epoch': sum(r.seconds for r in runs) / (len(seeds) * cfg.num_epochs)},
       'settings': {**cfg.to_dict(), 'init': task.init},

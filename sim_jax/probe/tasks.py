@@ -133,3 +133,13 @@ def encoder_seen_test_items(data_config, test_source) -> int | None:
   words = set(data_lib.make_source(data_config, 'train', 'words').names)
   takes = ['_'.join(name.split('_')[:2]) for name in test_source.names]  # 'bagigi_1_3_gi' -> 'bagigi_1'
   return sum(take in words for take in takes)
+
+
+def classes_without_training_items(task: Task, train_source, test_source) -> list[int]:
+  """Classes of an item-level task that occur in the test split but never in the training split
+  (a probe cannot predict them; e.g. speakers of a partial LibriSpeech download). [] for frame-wise
+  tasks, whose labels are per frame."""
+  if task.frame_wise:
+    return []
+  train, test = train_source.labels[task.label], test_source.labels[task.label]  # (N,) each
+  return sorted(set(test[test >= 0].tolist()) - set(train[train >= 0].tolist()))

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from sim_jax.data.librispeech import audio_path
 from sim_jax.io import read_json
 from sim_jax.probe import run_probe
 from sim_jax.train.loop import train_and_evaluate
@@ -51,6 +52,12 @@ def test_librispeech_speakers_and_phones(tmp_path, shared_data):
     assert speakers['evaluations'][name]['num_test_items'] == 4
     assert speakers['evaluations'][name]['num_test_targets'] == 4
   assert speakers['data']['train_items'] == 4 and speakers['data']['train_crop_sets'] == 2
+  # test speakers none of whose listed training utterances is on disk: the probe names them
+  with open(os.path.join(fixture, SPLIT_DIR, 'train_split.txt')) as f:
+    on_disk = {u.split('-')[0] for u in f.read().split() if os.path.exists(audio_path(fixture, u))}
+  test_speakers = {u.split('-')[0] for u in [*LABELLED, '4397-15668-0007', '6476-57446-0019']}
+  missing = speakers['data']['test_classes_without_training_items']
+  assert missing and sorted(missing) == sorted(test_speakers - on_disk)
   assert _outputs(workdir, 'speakers_context')['kernel'].shape == (4, 251)
   assert _cache_entries(workdir) == 4  # 2 training crop sets, test crops, test utterances
 
