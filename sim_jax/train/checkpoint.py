@@ -104,8 +104,8 @@ class StopRequest:
     if self.requested:
       raise KeyboardInterrupt
     self.requested = True
-    print(f'\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint '
-          '(again to quit at once)', file=sys.stderr, flush=True)
+    print(f'\n{signal.Signals(signum).name}: stopping at the next step (after the validation, if one '
+          'is running) and saving a checkpoint; again to quit at once', file=sys.stderr, flush=True)
 
   def __exit__(self, *exc) -> None:
     for sig, handler in self._previous.items():
