@@ -16,14 +16,18 @@ def user_errors() -> tuple[type, ...]:
           ArithmeticError)
 
 
+def error_line(e: BaseException) -> str:
+  """`error: <message>` for a user-facing error (a KeyError's message without its quotes)."""
+  return f'error: {e.args[0] if isinstance(e, KeyError) and e.args else e}'
+
+
 def run_main(main: Callable[[], object]) -> None:
   """Run `main()`; on a user-facing error print `error: <message>` and exit with status 2."""
   logging.set_verbosity(logging.WARNING)
   try:
     main()
   except user_errors() as e:
-    message = e.args[0] if isinstance(e, KeyError) and e.args else e
-    print(f'error: {message}', file=sys.stderr)
+    print(error_line(e), file=sys.stderr)
     sys.exit(2)
   except KeyboardInterrupt as e:
     print(f'interrupted: {e}' if str(e) else

@@ -16,6 +16,7 @@ The file format is described in ../shared/reference/README.md.
 import argparse
 import functools
 import json
+import os
 import sys
 from typing import Iterator
 
@@ -25,6 +26,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from sim_jax.cli import error_line, user_errors
 from sim_jax.config import model_config
 from sim_jax.models import encode, greedy_loss, make_encoder, module_specs
 from sim_jax.models.encoder import ModuleSpec
@@ -294,8 +296,13 @@ def check_file(path: str, out=sys.stdout) -> bool:
 
 def load_torch_state(path: str) -> dict:
   """A PyTorch state_dict as numpy arrays from a `.ckpt`/`.pt` (needs torch) or an `.npz`."""
+  if not os.path.isfile(path):
+    raise ReferenceError_(f'{path}: no such file')
   if path.endswith('.npz'):
     with np.load(path) as data:
+      if 'meta' in data.files and any(k.startswith('param/') for k in data.files):
+        raise ReferenceError_(f'{path} is a reference-output file (test it with `python -m sim_jax.reference '
+                              'check`), not a state_dict; its param/* arrays without the prefix are one')
       return {k: data[k] for k in data.files}
   try:
     import torch  # only here: reading the original's pickled checkpoints needs it
@@ -326,8 +333,8 @@ def main(argv=None) -> int:
     from sim_jax.train.checkpoint import import_original_checkpoint
     import_original_checkpoint(args.checkpoint, args.config, args.workdir)
     return 0
-  except (ReferenceError_, FileNotFoundError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
+  except (*user_errors(), OSError) as e:  # ValueError covers ReferenceError_ also when run as __main__
+    print(error_line(e), file=sys.stderr)
     return 2
 
 
