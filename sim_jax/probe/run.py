@@ -201,7 +201,8 @@ def run_probe(config, workdir: str) -> dict:
   if unseen:
     tqdm.write(f'note: {len(unseen)} test classes have no training item, so the probe cannot predict '
                f'them: {", ".join(unseen[:5])}{", ..." if len(unseen) > 5 else ""}')
-  seen = encoder_seen_test_items(config.data, test_sources[headline])
+  seen = encoder_seen_test_items(config.data, test_sources[headline]) if (
+      trained.step > 0 and trained.config.data.name == config.data.name) else None  # trained here
   if seen:
     tqdm.write(f'note: {seen} of {len(test_sources[headline])} test items were cut from words the encoder '
                f'trained on (the original\'s syllable split predates its word split)')

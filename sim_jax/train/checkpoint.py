@@ -152,8 +152,9 @@ def checkpoint_steps(folder: str) -> list[int]:
 
 
 def with_training_data_root(config: ml_collections.ConfigDict, trained_config) -> ml_collections.ConfigDict:
-  """`config` with the training run's data.root when its own is empty and both name the same
-  corpus: the later stages then read the data the encoder was trained on without repeating the flag."""
+  """`config` with the training run's data.root (`trained_config`, a workdir's config.json) when its
+  own is empty and both name the same corpus: a rerun of train.py and the later stages then read the
+  data the encoder was trained on without repeating the flag."""
   if config.data.root or config.data.name != trained_config.data.name or not trained_config.data.root:
     return config
   config = config.copy_and_resolve_references()

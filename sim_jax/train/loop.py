@@ -21,8 +21,8 @@ from tqdm import tqdm
 from sim_jax import data as data_lib
 from sim_jax import io
 from sim_jax.models import check_audio, module_specs
-from sim_jax.train.checkpoint import (Checkpoints, StopRequest, checkpoint_steps, record_settings,
-                                      save_and_stop)
+from sim_jax.train.checkpoint import (Checkpoints, StopRequest, checkpoint_steps, load_config,
+                                      record_settings, save_and_stop, with_training_data_root)
 from sim_jax.train.plots import plot_loss_curves
 from sim_jax.train.step import (active_modules, accumulate, compile_on_first_call, create_train_state,
                                 empty_accumulator, make_eval_step, make_mesh, make_train_step)
@@ -77,6 +77,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   Returns the last epoch's validation metrics ({'nce', 'kld', 'total'} per module).
   """
   os.makedirs(workdir, exist_ok=True)
+  if os.path.exists(os.path.join(workdir, 'config.json')):  # a rerun need not repeat the data's location
+    config = with_training_data_root(config, load_config(workdir))
   record_settings(os.path.join(workdir, 'config.json'), config.to_dict(),
                   resuming=bool(checkpoint_steps(os.path.join(workdir, 'checkpoints'))),
                   free=CHANGEABLE_ON_RESUME,

@@ -83,6 +83,9 @@ def test_de_boer_syllables_and_vowels_after_a_short_training(tmp_path, shared_da
   config = small_config('sim_deboer', channels=16, batch_size=8, steps=3)
   workdir = str(tmp_path)
   train_and_evaluate(config, workdir)
+  rerun = config.copy_and_resolve_references()
+  rerun.data.root = ''  # a rerun (here: nothing left to train) reads the root from the workdir
+  train_and_evaluate(rerun, workdir)
   config.probe.update(num_epochs=3, seeds=2)
 
   config.probe.task = 'syllables'
