@@ -18,6 +18,8 @@ demo: $(PY)
 	$(PY) probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=speakers
 	$(PY) probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=vowels \
 	  --config.probe.source=module_2 --config.probe.bias=False
+	$(PY) probe.py --config=configs/demo.py --workdir=workdirs/demo --config.probe.task=vowels \
+	  --config.probe.source=module_0 --config.probe.bias=False  # picks the decoder's sweep dimensions
 	$(PY) decode.py --config=configs/demo.py --workdir=workdirs/demo
 	$(PY) analyze.py --config=configs/demo.py --workdir=workdirs/demo
 

@@ -127,9 +127,10 @@ def _probe_weights(probe_dir: str, name: str) -> str:
   return exact if os.path.exists(exact) or not variants else variants[0]
 
 
-def write_traversals(stage: _Stage, items: list, stats: dict, probe_dir: str) -> list[dict]:
+def write_traversals(stage: _Stage, items: list, sweep_dims: list[int] | None, stats: dict,
+                     probe_dir: str) -> list[dict]:
   """Interpolation, partial interpolation and single-dimension sweeps (traversals/) between the two
-  `traversal_items`."""
+  `traversal_items`; `sweep_dims` from `traversals.parse_sweep_dims` (None: chosen by the probe)."""
   cfg = stage.cfg
   (name_a, source_a, index_a), (name_b, source_b, index_b) = items
   audio_a, z_a = (x[0] for x in stage.encode_items(source_a, [index_a]))
@@ -152,7 +153,11 @@ def write_traversals(stage: _Stage, items: list, stats: dict, probe_dir: str) ->
       _write_path(stage, f'partial{k}_{a}_to_{b}', partial, labels, f'{a} → {b}: {k} dimensions'),
       note='dimensions, largest time-averaged difference first: ' + ', '.join(map(str, np.asarray(dims)))))
   probe = _probe_weights(probe_dir, f'{cfg.sweep_task}_{stage.source.name}')
-  sweep_dims, why = traversals.sweep_dimensions(cfg.sweep_dims, probe, cfg.num_sweeps, stats['latent_std'])
+  hint = (f'to pick them by a bias-free probe: python probe.py --config=<config> --workdir=<workdir> '
+          f'--config.probe.task={cfg.sweep_task} --config.probe.source={stage.source.name} '
+          '--config.probe.bias=False')
+  sweep_dims, why = traversals.sweep_dimensions(sweep_dims, probe, cfg.num_sweeps, stats['latent_std'],
+                                                probe_hint=hint)
   sigmas = np.linspace(-cfg.sweep_sigmas, cfg.sweep_sigmas, cfg.sweep_steps)
   files = []
   for d in sweep_dims:
@@ -200,6 +205,7 @@ def run(config, workdir: str) -> dict:
   source = latent_source(trained, cfg.module, cfg.latents)
   test_source = data_lib.make_source(config.data, 'test', 'words')
   items = traversal_items(config, test_source)
+  sweep_dims = traversals.parse_sweep_dims(cfg.sweep_dims, source.width)
   decoder, state, stats = train_decoder(config, workdir, trained, source)
   out_dir = module_dir(workdir, source.module)
   stage = _Stage(config, trained, source, decoder, state.params, out_dir)
@@ -208,7 +214,7 @@ def run(config, workdir: str) -> dict:
   summary = reconstruction_summary(stats, stage.decode(stats['mean_latent'][None])[0])
   if trained.config.model.kind == 'sim':
     sections.append(write_samples(stage, stats['mean_latent'].shape[0]))
-  sections += write_traversals(stage, items, stats, os.path.join(workdir, 'probes'))
+  sections += write_traversals(stage, items, sweep_dims, stats, os.path.join(workdir, 'probes'))
   contribution = write_score(stage, test_source)
   sections.append(_section('score', 'Interpolation contribution score',
                            [_figure('score_curve.png', 'relative error vs k')]))

@@ -52,19 +52,29 @@ def find_item(names: dict, name: str) -> tuple[str, int]:
   raise DecoderError(f"no item named {name!r} in the {' or '.join(names)} split{hint}")
 
 
-def sweep_dimensions(dims: str, probe_weights: str, num: int, std: np.ndarray) -> tuple[list, str]:
-  """The dims to sweep and why: `dims` ('3,17') if given, else the `num` rows of the probe kernel
-  (D, classes) in `probe_weights` with the largest L2 norm, else the `num` dims of largest `std`."""
+def parse_sweep_dims(dims: str, width: int) -> list[int] | None:
+  """config.decoder.sweep_dims ('3,17') as dims of a `width`-wide latent, or None when empty;
+  checked before the decoder trains, so a typo does not surface at the end of a long run."""
+  if not dims.strip():
+    return None
+  try:
+    chosen = [int(d) for d in dims.split(',')]
+  except ValueError:
+    raise DecoderError(f'config.decoder.sweep_dims={dims!r}: use comma-separated integers, '
+                       'e.g. 3,17') from None
+  bad = [d for d in chosen if not 0 <= d < width]
+  if bad:
+    raise DecoderError(f'config.decoder.sweep_dims={dims!r}: dims {bad} out of range 0..{width - 1}')
+  return chosen
+
+
+def sweep_dimensions(chosen: list[int] | None, probe_weights: str, num: int, std: np.ndarray,
+                     probe_hint: str = '') -> tuple[list, str]:
+  """The dims to sweep and why: `chosen` (`parse_sweep_dims`) if given, else the `num` rows of the
+  probe kernel (D, classes) in `probe_weights` with the largest L2 norm, else the `num` dims of
+  largest `std` (`probe_hint`, the command making the probe, then goes into the why)."""
   width = len(std)
-  if dims.strip():
-    try:
-      chosen = [int(d) for d in dims.split(',')]
-    except ValueError:
-      raise DecoderError(f'config.decoder.sweep_dims={dims!r}: use comma-separated integers, '
-                         'e.g. 3,17') from None
-    bad = [d for d in chosen if not 0 <= d < width]
-    if bad:
-      raise DecoderError(f'config.decoder.sweep_dims={dims!r}: dims {bad} out of range 0..{width - 1}')
+  if chosen is not None:
     return chosen, 'chosen by config.decoder.sweep_dims'
   if os.path.exists(probe_weights):
     with np.load(probe_weights) as f:
@@ -74,4 +84,5 @@ def sweep_dimensions(dims: str, probe_weights: str, num: int, std: np.ndarray) -
                          f'{width} dims; rerun the probe on this encoder')
     importance = np.linalg.norm(kernel, axis=1)
     return [int(d) for d in np.argsort(-importance)[:num]], f'largest weights of the probe {probe_weights}'
-  return [int(d) for d in np.argsort(-std)[:num]], 'largest standard deviation (no probe weights found)'
+  return [int(d) for d in np.argsort(-std)[:num]], ('largest standard deviation (no probe weights found'
+                                                    + (f'; {probe_hint}' if probe_hint else '') + ')')

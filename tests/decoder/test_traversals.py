@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sim_jax.decoder.latents import DecoderError
-from sim_jax.decoder.traversals import (find_item, interpolate, partial_interpolate, sweep,
+from sim_jax.decoder.traversals import (find_item, interpolate, parse_sweep_dims, partial_interpolate, sweep,
                                         sweep_dimensions)
 
 
@@ -54,15 +54,16 @@ def test_find_item_searches_splits_in_order_and_suggests_names():
 
 def test_sweep_dimensions_config_probe_and_fallback(tmp_path):
   std = np.array([0.1, 0.5, 0.3, 0.9])
-  assert sweep_dimensions('2, 0', '', 3, std)[0] == [2, 0]
+  assert parse_sweep_dims('2, 0', 4) == [2, 0] and parse_sweep_dims(' ', 4) is None
+  assert sweep_dimensions([2, 0], '', 3, std)[0] == [2, 0]
   with pytest.raises(DecoderError, match='out of range 0..3'):
-    sweep_dimensions('7', '', 3, std)
+    parse_sweep_dims('7', 4)
   with pytest.raises(DecoderError, match='comma-separated integers'):
-    sweep_dimensions('a,b', '', 3, std)
-  assert sweep_dimensions('', str(tmp_path / 'missing.npz'), 2, std)[0] == [3, 1]
+    parse_sweep_dims('a,b', 4)
+  assert sweep_dimensions(None, str(tmp_path / 'missing.npz'), 2, std)[0] == [3, 1]
   probe = tmp_path / 'weights.npz'
   np.savez(probe, kernel=np.array([[0.0, 0.1], [2.0, 0.0], [0.0, -3.0], [0.1, 0.1]]))
-  dims, why = sweep_dimensions('', str(probe), 2, std)
+  dims, why = sweep_dimensions(None, str(probe), 2, std)
   assert dims == [2, 1] and 'probe' in why
   with pytest.raises(DecoderError, match='rerun the probe'):
-    sweep_dimensions('', str(probe), 2, np.ones(5))
+    sweep_dimensions(None, str(probe), 2, np.ones(5))
