@@ -20,8 +20,13 @@ import sys
 import time
 
 import numpy as np
-import torch
-from torch import nn
+
+try:
+  import torch
+  from torch import nn
+except ImportError:
+  sys.exit(f'{sys.executable} has no torch (not a sim-jax dependency): set up a venv with it as this '
+           "file's docstring says")
 
 CHANNELS, HIDDEN, STEPS, NEGATIVES, WINDOW = 512, 256, 10, 10, 128
 LAYERS = ((10, 5, 2), (8, 4, 2), (4, 2, 2), (4, 2, 2), (4, 2, 1))  # (kernel, stride, padding)

@@ -74,6 +74,10 @@ def main():
   parser.add_argument('--steps', type=int, default=3)
   parser.add_argument('--baseline-python', help='a Python with torch: also time bench/baseline_pytorch.py')
   args = parser.parse_args()
+  if args.baseline_python and subprocess.run([args.baseline_python, '-c', 'import torch'],
+                                             capture_output=True).returncode:
+    parser.error(f'--baseline-python {args.baseline_python} cannot import torch; set one up as '
+                 'bench/baseline_pytorch.py says')
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   peak = matmul_gflops()
   print(f'device: {__import__("jax").devices()[0].device_kind}; float32 matmul: {peak:.1f} GFLOP/s')

@@ -4,7 +4,9 @@
   python train.py --config=configs/cpc_deboer.py --config.model.cpc_variant=extra_layers ...
 
 `cpc_variant='extra_layers'` adds 1x1 no-ReLU layers at the ends of the SIM modules (layers 2, 5, 7;
-probe them with --config.probe.source=layer_7). Expected: the single InfoNCE falls from ln 11.
+probe them with --config.probe.source=layer_7).
+Data: `python -m sim_jax.data.download deboer --root data/` then --config.data.root=data/de_boer.
+Expected: the single InfoNCE falls from ln 11 ≈ 2.40.
 """
 
 from sim_jax.config import base_config
