@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+from etils import epath
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
@@ -103,8 +104,8 @@ def check_width(checkpoints: Checkpoints, source: LatentSource, path: str) -> No
   step = checkpoints.latest_step()
   if step is None:
     return
-  saved = os.path.join(path, 'checkpoints', str(step), 'default')  # orbax's folder of the one item
-  kernel = ocp.StandardCheckpointer().metadata(saved).item_metadata.tree['params']['deconv_0']['kernel']
+  saved = epath.Path(path) / 'checkpoints' / str(step) / 'default'  # orbax's folder of the one item
+  kernel = ocp.StandardCheckpointHandler().metadata(saved)['params']['deconv_0']['kernel']
   if kernel.shape[1] != source.width:
     raise DecoderError(f'decoder checkpoint {path}/checkpoints/{step} reads {kernel.shape[1]}-wide '
                        f'latents but the encoder\'s module {source.module} is {source.width} wide '
@@ -195,6 +196,9 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
     if checkpoints.latest_step() is not None:
       state = checkpoints.restore(state)
       log.truncate(int(state.step))
+      epochs = int(state.step) / steps_per_epoch
+      tqdm.write(f'the decoder in {out_dir} has trained {epochs:g} epochs; ' + (
+          'writing its outputs' if epochs >= cfg.num_epochs else f'resuming towards {cfg.num_epochs}'))
     replicated = NamedSharding(mesh, P())
     state = jax.device_put(state, replicated)
     enc_vars = jax.device_put(trained.variables, replicated)
