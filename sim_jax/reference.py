@@ -6,9 +6,10 @@ Commands:
       recorded array (heads, samples, GRU outputs, losses, gradients, the parameters after one Adam
       step, BatchNorm running statistics, eval-mode features). Prints the largest error per quantity;
       exits 1 when one is over tolerance (|err| <= max(1e-6, 1e-5 * max|ref|)).
-  python -m sim_jax.reference import model_N.ckpt|state.npz --config=configs/x.py --workdir=DIR
+  python -m sim_jax.reference import model_N.ckpt|state.npz --config=configs/x.py --workdir=DIR [--config.x=y ...]
       Convert a checkpoint trained with the original code into a workdir that probe.py, decode.py
-      and analyze.py can read (reading a .ckpt needs torch; an .npz of the state_dict does not).
+      and analyze.py can read (reading a .ckpt needs torch; an .npz of the state_dict does not);
+      --config.<key> overrides, e.g. --config.model.channels=32, describe a model of other widths.
 
 The file format is described in ../shared/reference/README.md.
 """
@@ -26,7 +27,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from sim_jax.cli import error_line, user_errors
+from sim_jax.cli import error_line, parse_flags, user_errors
 from sim_jax.config import model_config
 from sim_jax.models import encode, greedy_loss, make_encoder, module_specs
 from sim_jax.models.encoder import ModuleSpec
@@ -314,6 +315,17 @@ def load_torch_state(path: str) -> dict:
   return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, 'numpy')}
 
 
+def _import_config(path: str, overrides: list[str]) -> ml_collections.ConfigDict:
+  """The config file at `path` with `--config.<key>=<value>` overrides, parsed as the entry points
+  parse theirs (one-line errors naming the flag)."""
+  from absl import flags
+  from ml_collections import config_flags
+  if 'config' not in flags.FLAGS:
+    config_flags.DEFINE_config_file('config', None, 'config file', lock_config=True)
+  parse_flags(['python -m sim_jax.reference import', f'--config={path}', *overrides])
+  return flags.FLAGS.config
+
+
 def main(argv=None) -> int:
   """Command line: `check` reference files, or `import` an original checkpoint into a workdir."""
   parser = argparse.ArgumentParser(prog='python -m sim_jax.reference', description=__doc__,
@@ -323,15 +335,18 @@ def main(argv=None) -> int:
   check.add_argument('files', nargs='+')
   imp = sub.add_parser('import', help='import an original checkpoint into a workdir')
   imp.add_argument('checkpoint')
-  imp.add_argument('--config', required=True, help='config file, e.g. configs/sim_deboer.py')
+  imp.add_argument('--config', required=True, help='config file, e.g. configs/sim_deboer.py; '
+                   '--config.<key>=<value> overrides follow it')
   imp.add_argument('--workdir', required=True)
-  args = parser.parse_args(argv)
+  args, overrides = parser.parse_known_args(argv)
+  if args.command != 'import' or any(not a.startswith('--config.') for a in overrides):
+    parser.parse_args(argv)  # argparse's own error for what it does not know
   try:
     if args.command == 'check':
       results = [check_file(f) for f in args.files]
       return 0 if all(results) else 1
     from sim_jax.train.checkpoint import import_original_checkpoint
-    import_original_checkpoint(args.checkpoint, args.config, args.workdir)
+    import_original_checkpoint(args.checkpoint, _import_config(args.config, overrides), args.workdir)
     return 0
   except (*user_errors(), OSError) as e:  # ValueError covers ReferenceError_ also when run as __main__
     print(error_line(e), file=sys.stderr)

@@ -16,18 +16,8 @@ from sim_jax.train.checkpoint import load_trained_encoder
 from sim_jax.train.step import create_train_state
 from tests.conftest import REFERENCE, REPO
 
-NARROW = '''import importlib.util
-
-_spec = importlib.util.spec_from_file_location('base', {base!r})
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
-
-
-def get_config():
-  config = _base.get_config()
-  config.model.channels, config.model.gru_hidden = 32, 16  # the reference files' widths
-  return config
-'''
+SIM = os.path.join(REPO, 'configs', 'sim_deboer.py')
+NARROW = ['--config.model.channels=32', '--config.model.gru_hidden=16']  # the reference files' widths
 
 
 def _import(*args):
@@ -37,21 +27,21 @@ def _import(*args):
 
 @pytest.fixture
 def sim_state(tmp_path):
-  """The SIM reference file's initial weights saved as a plain state_dict .npz, and a matching config."""
+  """The SIM reference file's initial weights saved as a plain state_dict .npz."""
   with np.load(os.path.join(REFERENCE, 'sim_deboer_nobn.npz')) as z:
     state = {k[len('param/'):]: z[k] for k in z.files if k.startswith('param/')}
   np.savez(tmp_path / 'state.npz', **state)
-  (tmp_path / 'narrow.py').write_text(NARROW.format(base=os.path.join(REPO, 'configs', 'sim_deboer.py')))
-  return state, str(tmp_path / 'state.npz'), str(tmp_path / 'narrow.py')
+  return state, str(tmp_path / 'state.npz')
 
 
 def test_import_writes_a_loadable_workdir_and_refuses_to_overwrite_one(sim_state, tmp_path):
-  state, state_path, config_path = sim_state
+  state, state_path = sim_state
   workdir = str(tmp_path / 'w')
-  run = _import(state_path, f'--config={config_path}', f'--workdir={workdir}')
+  run = _import(state_path, f'--config={SIM}', *NARROW, f'--workdir={workdir}')
   assert run.returncode == 0, run.stderr
   trained = load_trained_encoder(workdir, 'best')  # no validation yet: falls back to the import
-  config = load_config_file(config_path)
+  config = load_config_file(SIM)
+  config.model.channels, config.model.gru_hidden = 32, 16
   _, target = create_train_state(config, jax.random.PRNGKey(0))
   want = torch_to_variables(state, module_specs(config.model), {'params': target.params, 'batch_stats': {}},
                             source=state_path)['params']
@@ -59,7 +49,7 @@ def test_import_writes_a_loadable_workdir_and_refuses_to_overwrite_one(sim_state
   assert trained.config.model.channels == 32 and trained.step == 0
 
   listing = sorted(os.listdir(workdir))
-  again = _import(state_path, f'--config={config_path}', f'--workdir={workdir}')
+  again = _import(state_path, f'--config={SIM}', *NARROW, f'--workdir={workdir}')
   assert again.returncode == 2 and 'Traceback' not in again.stderr
   assert again.stderr.strip() == (f'error: {workdir} already holds a run (config.json, checkpoints, best); '
                                   'import into a new --workdir')
@@ -70,13 +60,14 @@ def test_import_writes_a_loadable_workdir_and_refuses_to_overwrite_one(sim_state
     ('missing', 'no such file'),
     ('reference', 'is a reference-output file'),
     ('wide', 'has shape'),
+    ('typo', 'config.model has no key "chanels"; did you mean "channels"?'),
 ])
 def test_bad_input_is_one_line(sim_state, tmp_path, which, message):
-  _, state_path, config_path = sim_state
-  path = {'missing': str(tmp_path / 'nope.ckpt'), 'reference': os.path.join(REFERENCE, 'sim_deboer_nobn.npz'),
-          'wide': state_path}[which]
-  config = os.path.join(REPO, 'configs', 'sim_deboer.py') if which == 'wide' else config_path  # 512 wide
-  run = _import(path, f'--config={config}', f'--workdir={tmp_path / "w"}')
+  _, state_path = sim_state
+  path = {'missing': str(tmp_path / 'nope.ckpt'),
+          'reference': os.path.join(REFERENCE, 'sim_deboer_nobn.npz')}.get(which, state_path)
+  overrides = {'wide': [], 'typo': ['--config.model.chanels=32']}.get(which, NARROW)  # 'wide': 512
+  run = _import(path, f'--config={SIM}', *overrides, f'--workdir={tmp_path / "w"}')
   lines = run.stderr.strip().splitlines()
   assert run.returncode == 2 and len(lines) == 1 and 'Traceback' not in run.stderr, run.stderr
   assert lines[0].startswith('error: ') and message in lines[0]

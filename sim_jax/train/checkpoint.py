@@ -229,15 +229,14 @@ def load_trained_encoder(workdir: str, which: str | int = 'best') -> TrainedEnco
                         os.path.join(workdir, sub, str(step)))
 
 
-def import_original_checkpoint(checkpoint: str, config_path: str, workdir: str) -> None:
-  """Turn a checkpoint of the original PyTorch code into a workdir the downstream stages can read."""
-  from sim_jax.config import load_config_file
+def import_original_checkpoint(checkpoint: str, config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Turn a checkpoint of the original PyTorch code into a workdir the downstream stages can read;
+  `config` describes its model (widths must match the checkpoint's)."""
   from sim_jax.reference import load_torch_state, torch_to_variables
   held = [name for name in ('config.json', 'checkpoints', 'best')
           if os.path.exists(os.path.join(workdir, name))]
   if held:
     raise CheckpointError(f'{workdir} already holds a run ({", ".join(held)}); import into a new --workdir')
-  config = load_config_file(config_path)
   _, state = create_train_state(config, jax.random.PRNGKey(0))
   expected = {'params': state.params, 'batch_stats': state.batch_stats}
   variables = torch_to_variables(load_torch_state(checkpoint), module_specs(config.model), expected,
