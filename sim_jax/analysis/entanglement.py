@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sim_jax import io  # noqa: E402
@@ -182,7 +183,13 @@ def plot_kde_table(table: list[dict], path: str, title: str) -> None:
   ax.plot(sizes, [r['gaussian_tc_mean'] for r in table], '^-', color='tab:green',
           label='Gaussian, same samples')
   ax.set_xscale('log')
-  ax.set_yscale('symlog', linthresh=1.0)
+  ax.set_xticks(sizes, [str(n) for n in sizes])
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  ax.set_yscale('symlog', linthresh=1.0)  # estimates can fall below 0 (KDE bias)
+  lowest = min(min(r['tc_mean'] - r['tc_std'], r['null_tc_mean'], r['standardized_null_tc_mean'],
+                   r['standardized_tc_mean'] - r['standardized_tc_std'], r['gaussian_tc_mean']) for r in table)
+  if lowest >= 0:  # nothing negative: no axis range spent below 0
+    ax.set_ylim(bottom=0)
   ax.set_xlabel('channels in the subset')
   ax.set_ylabel('total correlation (nats)')
   ax.set_title(title, fontsize=9)
