@@ -104,7 +104,7 @@ def check_width(checkpoints: Checkpoints, source: LatentSource, path: str) -> No
   step = checkpoints.latest_step()
   if step is None:
     return
-  saved = epath.Path(path) / 'checkpoints' / str(step) / 'default'  # orbax's folder of the one item
+  saved = epath.Path(os.path.abspath(path)) / 'checkpoints' / str(step) / 'default'  # orbax's item folder
   kernel = ocp.StandardCheckpointHandler().metadata(saved)['params']['deconv_0']['kernel']
   if kernel.shape[1] != source.width:
     raise DecoderError(f'decoder checkpoint {path}/checkpoints/{step} reads {kernel.shape[1]}-wide '

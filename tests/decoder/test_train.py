@@ -74,8 +74,9 @@ def test_resumed_training_ends_where_an_uninterrupted_run_ends(demo_trained, tmp
   assert os.path.exists(os.path.join(resumed, 'decoder', 'module_2', 'loss_curve.png'))
 
 
-def test_checkpoint_of_another_width_is_refused(demo_trained, tmp_path):
-  workdir = str(tmp_path / 'w')
+def test_checkpoint_of_another_width_is_refused(demo_trained, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  workdir = 'w'  # relative, as users give it
   _train(demo_config(num_epochs=1), workdir, demo_trained)
   narrower = _encoder('sim', channels=16)  # the encoder was retrained, narrower
   with pytest.raises(DecoderError, match=r'reads 32-wide latents but the encoder\'s module 2 is 16 '
