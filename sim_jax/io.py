@@ -2,30 +2,36 @@
 
 import json
 import os
-import tempfile
+import secrets
 from typing import Any, Callable
 
 import numpy as np
 
 
-def umask_mode(base: int = 0o666) -> int:
-  """`base` less the umask: the mode a plainly created file (0o666) or folder (0o777) gets here;
-  mkstemp / mkdtemp give 0o600 / 0o700, which would hide results from colleagues."""
-  umask = os.umask(0)
-  os.umask(umask)
-  return base & ~umask
+def temp_beside(path: str, folder: bool = False) -> str:
+  """Create and return a new, uniquely named hidden file (or folder) beside `path`, on the same
+  filesystem so it can be renamed into place. Unlike mkstemp / mkdtemp (0o600 / 0o700) it gets the
+  mode any file or folder gets here (the umask's), so results stay readable to colleagues."""
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  while True:
+    tmp = os.path.join(parent, f'.{os.path.basename(path)}.{secrets.token_hex(6)}.tmp')
+    try:
+      if folder:
+        os.mkdir(tmp)
+      else:
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+      return tmp
+    except FileExistsError:
+      continue
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
-  """Create `path` atomically: `write(tmp)` writes a temp file beside it (same filesystem), which is
-  then given the umask's mode and renamed into place; a failed or interrupted write leaves no file."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-  os.close(fd)
+  """Create `path` atomically: `write(tmp)` writes a temp file beside it (`temp_beside`), which is
+  then renamed into place; a failed or interrupted write leaves no file."""
+  tmp = temp_beside(path)
   try:
     write(tmp)
-    os.chmod(tmp, umask_mode())
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

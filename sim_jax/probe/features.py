@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -250,10 +249,8 @@ def cached_features(cache_dir: str, trained: TrainedEncoder, source: FeatureSour
   meta = os.path.join(folder, 'meta.json')
   if os.path.exists(meta) and (not frames or io.read_json(meta)['frames']):
     return _load_entry(folder, source.dim)
-  os.makedirs(cache_dir, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=cache_dir, prefix=f'.{digest}.')
+  tmp = io.temp_beside(folder, folder=True)
   try:
-    os.chmod(tmp, io.umask_mode(0o777))
     what = f'{source.name} features ({data_source.corpus} {data_source.split} {data_source.variant})'
     feats = extract(trained, source, data_source, batch_size=batch_size, epoch=epoch, seed=seed,
                     frames=frames, out_dir=tmp, desc=what)
