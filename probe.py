@@ -8,7 +8,9 @@
 
 The encoder (and its architecture) comes from the workdir's checkpoint (config.probe.checkpoint:
 best | latest | <step>); --config gives the data and the probe settings (config.probe: task, source,
-features, bias, epochs, ...). Writes <workdir>/probes/<task>_<source>[_nobias][_sample]/:
+features, bias, epochs, ...). By default the probe is the original's: with a bias on the GRU context
+and mean features, without one on the last module's samples (SIM), raw features, the task's recipe.
+Writes <workdir>/probes/<task>_<source>[_nobias][_sample][_std]/:
 results.json, confusion.png, learning_curve.png, weights.npz, metrics.jsonl. Features are cached in
 <workdir>/probes/cache/ and reused by later runs.
 """
@@ -29,13 +31,15 @@ def main(argv):
   del argv
 
   def run():
-    from sim_jax.probe import probe_name, run_probe
+    from sim_jax.probe import run_probe
     result = run_probe(FLAGS.config, FLAGS.workdir)
+    if result['differs_from_original']:
+      print(f'note: differs from the original\'s probe in {"; ".join(result["differs_from_original"])}')
     for name, e in result['evaluations'].items():
       spread = f' ± {e["accuracy_std"]:.4f}' if result['num_seeds'] > 1 else ''
       print(f'{result["task"]} ({name}): accuracy {e["accuracy"]:.4f}{spread} over '
             f'{e["num_test_targets"]} test targets; chance {e["chance"]:.4f}, majority {e["majority"]:.4f}')
-    print(f'done: {FLAGS.workdir}/probes/{probe_name(FLAGS.config.probe)}')
+    print(f'done: {FLAGS.workdir}/probes/{result["name"]}')
 
   run_main(run)
 

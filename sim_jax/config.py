@@ -5,6 +5,7 @@ sections are: data (see `sim_jax.data`), model, train, probe, decoder, analysis,
 """
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def model_config(kind: str) -> ml_collections.ConfigDict:
@@ -41,19 +42,32 @@ def train_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 def probe_config(dataset: str) -> ml_collections.ConfigDict:
-  """Linear-probe settings (§5): see probe.py and sim_jax/probe/."""
+  """Linear-probe settings (§5): see probe.py and sim_jax/probe/.
+
+  The defaults run the original's probes: its README's pairing of bias, feature source and features
+  ('auto') and each task's recipe (None = `sim_jax.probe.tasks.recipe`: learning rate, epochs, items
+  per step, clipping, order). Every other value is a deliberate change, recorded in results.json.
+  """
   return ml_collections.ConfigDict(dict(
       task='speakers' if dataset == 'librispeech' else 'syllables',  # speakers | phones | syllables | vowels
-      source='context',           # context (GRU) | module_<i> (Gaussian-head module i) | layer_<j> (conv layer j of the stack)
-      features='mean',            # mean (deterministic, cached) | sample (SIM: a fresh draw every epoch, as the original)
-      bias=True,                  # the probe's bias (independent of the source; the original ties them)
-      standardize=True,           # z-score features with the training split's per-dim mean / std (False: raw, as the original)
-      num_epochs=50,              # the original's: 50 (syllables, vowels, speakers), 20 (phones)
-      learning_rate=1e-3,         # Adam; the original's phone probe uses 1e-4 at one utterance per step
-      batch_size=64,              # items (phones: utterances) per probe step
-      gradient_clipping=0.0,      # max global gradient norm; 0 = off (the original's README: 1.0 for speakers/phones)
+      # auto: as the original's bias flag picks it — bias: 'context' (the GRU), no bias: the last
+      # Gaussian-head module; or context | module_<i> | layer_<j> (conv layer j of the stack)
+      source='auto',
+      # auto: as the original's README runs them — 'mean' for a probe with bias (deterministic=True),
+      # 'sample' for a bias-free SIM probe (deterministic=False: a fresh draw every epoch); or mean | sample
+      features='auto',
+      bias=True,                  # the probe's bias (also picks the source under source='auto', as the original)
+      standardize=False,          # True: z-score features with the training split's per-dim mean / std (the
+                                  # original sees raw features); the saved weights are mapped back to raw scale
+      num_epochs=placeholder(int),          # None: the task's recipe (50 syllables/vowels, 10 speakers/phones)
+      learning_rate=placeholder(float),     # None: the task's recipe (Adam 1e-3; phones 1e-4)
+      batch_size=placeholder(int),          # None: the task's recipe (items per step: 64 syllables/vowels, 8
+                                            # speakers, 1 utterance for phones)
+      gradient_clipping=placeholder(float),  # None: the task's recipe (1.0 speakers/phones, else off); 0 = off
+      shuffle=placeholder(bool),            # None: the task's recipe (phones train in the split file's order)
       eval_every_epochs=1,        # test accuracy for the learning curve every n epochs; 0 = only at the end
-      train_crops=4,              # cropping data, 'mean' features: crop sets drawn once and cycled over epochs
+      train_crops=0,              # cropping data (LibriSpeech): 0 = a fresh crop set every epoch (the original);
+                                  # n = n crop sets drawn once and cycled ('mean' features: encoder runs n times)
       extract_batch_size=16,      # encoder batch size for feature extraction
       seed=0,                     # first seed; also fixes the crops
       seeds=1,                    # repeat with seeds seed..seed+seeds-1, report mean ± std

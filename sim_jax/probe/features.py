@@ -1,7 +1,9 @@
 """Features of a frozen encoder for the probes: which representation, extraction, and the cache.
 
-Feature sources (`config.probe.source`), chosen independently of the probe's bias (the original
-ties the two together, reference-semantics §5.1 — here they are separate settings):
+Feature sources (`config.probe.source`). 'auto' (the default) ties the source to the probe's bias as
+the original does (reference-semantics §5.1; linear_classifiers/logistic_regression.py:50-77 `get_z`,
+regression=bias): with a bias the context, without one the last Gaussian-head module. Any other value
+chooses the source independently of the bias:
   'context'     the context of the last module: the GRU output (SIM / GIM module 3, CPC's GRU);
   'module_<i>'  the output of Gaussian-head module i: SIM / GIM conv modules 0..2, CPC module 0
                 (its mean head after the whole conv stack);
@@ -10,7 +12,9 @@ ties the two together, reference-semantics §5.1 — here they are separate sett
                 0-1 are module 0's, 2-3 module 1's, 4 module 2's), before the mean head.
 `config.probe.features` picks 'mean' (every module passes on its mean: deterministic) or 'sample'
 (SIM only: every Gaussian module passes on a fresh draw, and a 'module_<i>' source is such a draw,
-as the original's `get_latents` with deterministic=False).
+as the original's `get_latents` with deterministic=False); 'auto' (the default) is what the original's
+README runs: 'mean' for probes with a bias (README.md:86, 206: deterministic=True), 'sample' for the
+bias-free interpretability probes of a SIM encoder (README.md:102, 222: deterministic=False).
 
 Whole utterances are zero-padded to the longest of their batch and pooled over their own frames;
 from the second conv layer on, the last frame of a padded utterance differs slightly from an unpadded
@@ -75,6 +79,17 @@ def _hop(layers) -> int:
   for _, stride, _, _ in layers:
     hop *= stride
   return hop
+
+
+def resolve_source(trained: TrainedEncoder, name: str, features: str, bias: bool) -> tuple[str, str]:
+  """(source, features) with 'auto' resolved as the original pairs them with the probe's bias."""
+  specs = trained.encoder.specs
+  if name == 'auto':
+    heads = [i for i, s in enumerate(specs) if s.kind in ('conv', 'cpc')]
+    name = 'context' if bias else f'module_{heads[-1]}'
+  if features == 'auto':
+    features = 'sample' if not bias and any(s.gaussian for s in specs) else 'mean'
+  return name, features
 
 
 def feature_source(trained: TrainedEncoder, name: str, features: str = 'mean') -> FeatureSource:

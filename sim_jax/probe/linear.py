@@ -3,8 +3,10 @@
 A probe is `logits = ((x - mean) / std) @ kernel (+ bias)` over the last axis of any (..., D)
 feature batch, so the same step serves time-averaged items (B, D) and frame-wise utterance batches
 (B, L, D). `mean` / `std` are fixed per-dimension statistics of the training features (`Norm`;
-identity when standardisation is off, as the original): features of a barely trained encoder vary
-by ~1e-4 around a large offset, which Adam at lr 1e-3 cannot resolve in 50 epochs. A mask (same
+identity by default: the original's probes see raw features). Standardising is the option for
+features of a barely trained encoder, which vary by ~1e-4 around a large offset that Adam at lr 1e-3
+cannot resolve in 50 epochs; it gives a bias-free probe the implicit bias −(mean/std)·W, and
+`raw_scale` maps its weights back to raw features. A mask (same
 leading shape) marks the real items / frames; padded ones add nothing to the loss, the gradient or
 the counts, so a padded last batch trains and scores exactly like a short one.
 """
@@ -83,6 +85,18 @@ def feature_norm(data: 'ProbeData', chunk: int = 1 << 16) -> Norm:
   std = np.sqrt(np.maximum(squares / max(count, 1) - np.square(mean), 0.0))
   std = np.where(std > 1e-7 * max(np.abs(mean).max(), 1e-30), std, 1.0)
   return Norm(mean.astype(np.float32), std.astype(np.float32))
+
+
+def raw_scale(params: dict, norm: Norm) -> dict:
+  """The probe on raw features equivalent to `params` on standardised ones: kernel / std and
+  bias − (mean / std) · kernel ('bias' present whenever the standardisation gives one)."""
+  kernel = np.asarray(params['kernel'], np.float64)  # (D, C)
+  scale = 1.0 / np.asarray(norm.std, np.float64)  # (D,)
+  shift = -(np.asarray(norm.mean, np.float64) * scale) @ kernel  # (C,)
+  out = {'kernel': (kernel * scale[:, None]).astype(np.float32)}
+  if 'bias' in params or np.any(shift):
+    out['bias'] = (np.asarray(params.get('bias', 0.0), np.float64) + shift).astype(np.float32)
+  return out
 
 
 def probe_logits(params: dict, norm: Norm, x):  # (..., D) -> (..., C)
@@ -186,9 +200,9 @@ def batch_of(data: ProbeData, items: np.ndarray, batch_size: int):
 
 def train_epoch(train_step, params, opt_state, norm: Norm, data: ProbeData, items: np.ndarray,
                 batch_size: int, order_seed) -> tuple[dict, Any, dict]:
-  """One pass over `items` in the order drawn from `order_seed`; returns params, opt_state and the
-  epoch's mean loss and accuracy over all labelled rows."""
-  order = np.random.default_rng(order_seed).permutation(items)
+  """One pass over `items` in the order drawn from `order_seed` (None: in the given order); returns
+  params, opt_state and the epoch's mean loss and accuracy over all labelled rows."""
+  order = items if order_seed is None else np.random.default_rng(order_seed).permutation(items)
   totals = None
   for start in range(0, len(order), batch_size):
     x, labels, mask = batch_of(data, order[start:start + batch_size], batch_size)

@@ -4,11 +4,11 @@
                         number of test items, per-class accuracy, per evaluation; the settings used
   confusion.png         row-normalised confusion matrix of the headline evaluation (first seed)
   learning_curve.png    train loss, train and test accuracy per epoch, every seed
-  weights.npz           'kernel' (D, C), 'bias' (C,) if the probe has one, 'class_names' (C,),
-                        'feature_mean' / 'feature_std' (D,) — the first seed's probe, read by the
-                        interpretability analysis and the decoder; the kernel acts on standardised
-                        features (per standard deviation of each dimension; identity statistics
-                        with standardize=False)
+  weights.npz           the first seed's probe on RAW features, read by the interpretability
+                        analysis and the decoder: 'kernel' (D, C), 'bias' (C,) if the probe has one
+                        (or standardisation gave it one), 'class_names' (C,), 'standardized' (bool);
+                        with standardize=True also what the probe itself learnt on standardised
+                        features: 'standardized_kernel' (D, C), 'feature_mean' / 'feature_std' (D,)
   metrics.jsonl         the per-epoch numbers (and wandb, when enabled)
 """
 
@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sim_jax import io  # noqa: E402
+from sim_jax.probe.linear import raw_scale  # noqa: E402
 
 
 def score(targets: np.ndarray, preds: np.ndarray, loss: float, num_classes: int) -> dict:
@@ -103,9 +104,11 @@ def plot_learning_curves(histories: list[list[dict]], chance: float, title: str,
   io.save_figure(fig, path)
 
 
-def save_weights(path: str, params: dict, norm, class_names: list[str]) -> None:
-  """weights.npz: 'kernel' (D, C), 'bias' (C,) if any, 'class_names' (C,) str, and the fixed
-  standardisation 'feature_mean', 'feature_std' (D,): logits = ((x - mean) / std) @ kernel + bias."""
-  arrays = {k: np.asarray(v, np.float32) for k, v in params.items()}
-  io.save_npz(path, **arrays, feature_mean=np.asarray(norm.mean, np.float32),
-              feature_std=np.asarray(norm.std, np.float32), class_names=np.array(class_names, dtype=str))
+def save_weights(path: str, params: dict, norm, class_names: list[str], standardized: bool) -> None:
+  """weights.npz of a probe (see the module docstring): logits = x @ kernel (+ bias) on raw features x."""
+  arrays = raw_scale(params, norm)
+  if standardized:
+    arrays.update(standardized_kernel=np.asarray(params['kernel'], np.float32),
+                  feature_mean=np.asarray(norm.mean, np.float32), feature_std=np.asarray(norm.std, np.float32))
+  io.save_npz(path, **arrays, standardized=np.array(standardized),
+              class_names=np.array(class_names, dtype=str))

@@ -4,18 +4,21 @@
 checkpoint `config.probe.checkpoint`), the data from `config.data` and the probe settings from
 `config.probe`, and writes `<workdir>/probes/<name>/` (see `probe_name` and `sim_jax.probe.results`).
 
-Per epoch the probe trains on the training features in an order drawn from (seed, epoch). 'mean'
-features are extracted once and cached; for cropping data (LibriSpeech speakers) `train_crops` crop
-sets are drawn once and epoch e uses set e mod train_crops (the original draws new crops every epoch,
-i.e. runs the encoder every epoch). 'sample' features are redrawn every epoch, with new crops, as the
-original; the test features are one draw per seed.
+By default a probe is the original's (reference-semantics §5): source and features paired with the
+bias as its README runs them, raw features, and the task's recipe (`tasks.recipe`). `settings(...)`
+resolves the config into the effective settings, which name the output folder and are recorded in
+results.json together with the keys that differ from the original's recipe.
 
-Deliberate differences from the original (reference-semantics §5, §9):
-  * the feature source and the bias are separate settings (the original's bias flag picks the GRU);
-  * features are standardised with the training split's statistics (config.probe.standardize);
-  * test accuracy is over every test item (frame), not a mean of per-batch accuracies over a
-    shuffled, drop_last subset;
-  * phones train on batches of `batch_size` padded, masked utterances, not one utterance per step.
+Per epoch the probe trains on the training features in an order drawn from (seed, epoch) (phones:
+the split file's order, as the original). 'mean' features are extracted once and cached; for
+cropping data (LibriSpeech speakers) every epoch gets a fresh crop set, as the original
+(`train_crops=n` draws n sets once and cycles them: n encoder passes instead of one per epoch).
+'sample' features are redrawn every epoch, with new crops, as the original; the test features are
+one draw per seed.
+
+Differences from the original kept by default, because its behaviour is a bug (§9): test accuracy
+is over every test item (frame), not a mean of per-batch accuracies over a shuffled, drop_last
+subset (320 of the 360 de Boer syllables).
 """
 
 import os
@@ -28,24 +31,52 @@ from tqdm import tqdm
 
 from sim_jax import io
 from sim_jax.probe import results as results_lib
-from sim_jax.probe.features import ProbeError, cached_features, extract, feature_source
+from sim_jax.probe.features import ProbeError, cached_features, extract, feature_source, resolve_source
 from sim_jax.probe.linear import (ProbeSpec, feature_norm, identity_norm, init_probe, make_optimizer,
                                   make_train_step, predict, train_epoch)
-from sim_jax.probe.tasks import (check_source, class_names, classes_without_training_items,
-                                 encoder_seen_test_items, make_sources, make_task, probe_data)
+from sim_jax.probe.tasks import (RECIPE_KEYS, check_source, class_names, classes_without_training_items,
+                                 encoder_seen_test_items, make_sources, make_task, probe_data, recipe)
 from sim_jax.train.checkpoint import load_trained_encoder, with_training_data_root
 
 TEST_SAMPLE_FOLD = 1 << 20  # folds the per-seed key for the test draw of sampled features
 
 
-def probe_name(probe_config) -> str:
-  """`<task>_<source>`, plus `_nobias` without a bias and `_sample` for sampled features."""
-  name = f'{probe_config.task}_{probe_config.source}'
-  if not probe_config.bias:
+def probe_name(settings) -> str:
+  """`<task>_<source>`, plus `_nobias` without a bias, `_sample` for sampled features and `_std` for
+  standardised ones; `settings` are the effective ones (`settings(...)`)."""
+  name = f'{settings.task}_{settings.source}'
+  if not settings.bias:
     name += '_nobias'
-  if probe_config.features == 'sample':
+  if settings.features == 'sample':
     name += '_sample'
+  if settings.standardize:
+    name += '_std'
   return name
+
+
+def settings(probe_config, task, corpus: str, trained) -> tuple[object, list[str]]:
+  """The effective probe settings of `probe_config` (a copy: 'auto' source / features and the recipe
+  keys left None resolved, as the original runs `task` on `corpus`), and the keys where they differ
+  from the original's probe."""
+  cfg = probe_config.copy_and_resolve_references()
+  cfg.source, cfg.features = resolve_source(trained, cfg.source, cfg.features, bool(cfg.bias))
+  original = recipe(task, corpus)
+  for key in RECIPE_KEYS:
+    if cfg[key] is None:
+      cfg[key] = original[key]
+  _check_settings(cfg)
+  auto_source, auto_features = resolve_source(trained, 'auto', 'auto', bool(cfg.bias))
+  changed = [f'{key}={cfg[key]!r} (original: {original[key]!r})' for key in RECIPE_KEYS
+             if cfg[key] != original[key]]
+  if cfg.source != auto_source:
+    changed.append(f'source={cfg.source!r} with bias={bool(cfg.bias)} (original: {auto_source!r})')
+  if cfg.features != auto_features:
+    changed.append(f'features={cfg.features!r} (original: {auto_features!r})')
+  if cfg.standardize:
+    changed.append('standardize=True (original: raw features)')
+  if task.train_variant == 'words' and corpus == 'librispeech' and cfg.train_crops:
+    changed.append(f'train_crops={cfg.train_crops} (original: a fresh crop every epoch)')
+  return cfg, changed
 
 
 def _checkpoint(which) -> str | int:
@@ -58,9 +89,11 @@ def _checkpoint(which) -> str | int:
 
 
 def _check_settings(cfg) -> None:
-  for key in ('num_epochs', 'batch_size', 'extract_batch_size', 'seeds', 'train_crops'):
+  for key in ('num_epochs', 'batch_size', 'extract_batch_size', 'seeds'):
     if int(cfg[key]) < 1:
       raise ProbeError(f'config.probe.{key}={cfg[key]} must be at least 1')
+  if cfg.train_crops < 0:
+    raise ProbeError(f'config.probe.train_crops={cfg.train_crops} must be ≥ 0 (0 = a fresh crop set every epoch)')
   if not cfg.learning_rate > 0:
     raise ProbeError(f'config.probe.learning_rate={cfg.learning_rate} must be positive')
   if cfg.gradient_clipping < 0:
@@ -74,13 +107,14 @@ class _FeatureProvider:
   without targets (broken files; for phones, utterances without an alignment).
   """
 
-  def __init__(self, config, workdir, trained, source, task, train_source, test_sources):
-    self.cfg, self.data_config = config.probe, config.data
+  def __init__(self, cfg, data_config, workdir, trained, source, task, train_source, test_sources):
+    self.cfg, self.data_config = cfg, data_config
     self.trained, self.source, self.task = trained, source, task
     self.train_source, self.test_sources = train_source, test_sources
     self.cache_dir = os.path.join(workdir, 'probes', 'cache')
     crops = callable(getattr(train_source, 'crop_starts', None))
-    self.crop_sets = min(self.cfg.train_crops, self.cfg.num_epochs) if crops else 1
+    sets = self.cfg.train_crops or self.cfg.num_epochs
+    self.crop_sets = min(sets, self.cfg.num_epochs) if crops else 1
     self.seconds = 0.0
     self.unlabelled = {}
     self._cached = {}
@@ -148,7 +182,8 @@ def _fit(cfg, provider, spec: ProbeSpec, seed: int, headline: str, log, step_off
       norm = feature_norm(data) if cfg.standardize else identity_norm(spec.dim)
     tick = time.perf_counter()
     params, opt_state, train = train_epoch(train_step, params, opt_state, norm, data,
-                                           data.trainable_items(), cfg.batch_size, [seed, epoch])
+                                           data.trainable_items(), cfg.batch_size,
+                                           [seed, epoch] if cfg.shuffle else None)
     record = {'seed': seed, 'epoch': epoch + 1, 'train/loss': train['loss'],
               'train/accuracy': train['accuracy']}
     if epoch + 1 == cfg.num_epochs or (cfg.eval_every_epochs > 0 and (epoch + 1) % cfg.eval_every_epochs == 0):
@@ -169,11 +204,10 @@ def _fit(cfg, provider, spec: ProbeSpec, seed: int, headline: str, log, step_off
 
 def run_probe(config, workdir: str) -> dict:
   """Train and evaluate the probe `config.probe` on the encoder of `workdir`; returns results.json."""
-  cfg = config.probe
-  _check_settings(cfg)
-  task = make_task(cfg.task, config.data.name)
-  trained = load_trained_encoder(workdir, _checkpoint(cfg.checkpoint))
+  task = make_task(config.probe.task, config.data.name)
+  trained = load_trained_encoder(workdir, _checkpoint(config.probe.checkpoint))
   config = with_training_data_root(config, trained.config)
+  cfg, changed = settings(config.probe, task, config.data.name, trained)
   source = feature_source(trained, cfg.source, cfg.features)
   check_source(task, source)
   train_source, test_sources = make_sources(task, config.data)
@@ -181,7 +215,7 @@ def run_probe(config, workdir: str) -> dict:
   name = probe_name(cfg)
   out_dir = os.path.join(workdir, 'probes', name)
   os.makedirs(out_dir, exist_ok=True)
-  provider = _FeatureProvider(config, workdir, trained, source, task, train_source, test_sources)
+  provider = _FeatureProvider(cfg, config.data, workdir, trained, source, task, train_source, test_sources)
   headline = task.evaluations[0][0]
   spec = ProbeSpec(source.dim, len(names), bias=bool(cfg.bias), init=task.init)
   seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
@@ -211,7 +245,8 @@ def run_probe(config, workdir: str) -> dict:
                  for e in test_sources}
   top = evaluations[headline]
   result = {
-      'task': task.name, 'source': source.name, 'features': cfg.features, 'bias': bool(cfg.bias),
+      'name': name, 'task': task.name, 'source': source.name, 'features': cfg.features,
+      'bias': bool(cfg.bias), 'standardized': bool(cfg.standardize),
       'accuracy': top['accuracy'], 'accuracy_std': top['accuracy_std'], 'loss': top['loss'],
       'chance': top['chance'], 'majority': top['majority'], 'num_classes': len(names),
       'num_test_items': top['num_test_items'], 'num_test_targets': top['num_test_targets'],
@@ -228,13 +263,16 @@ def run_probe(config, workdir: str) -> dict:
                'test_items_from_encoder_training_words': seen},
       'timing': {'features_seconds': provider.seconds,
                  'seconds_per_epoch': sum(r.seconds for r in runs) / (len(seeds) * cfg.num_epochs)},
-      'settings': {**cfg.to_dict(), 'init': task.init},
+      'settings': {**cfg.to_dict(), 'init': task.init},  # effective: 'auto' and the recipe resolved
+      'differs_from_original': changed,
       'class_names': names,
       'per_class_accuracy': {e: s['per_class_accuracy'] for e, s in evaluations.items()},
       'support': {e: s['support'] for e, s in evaluations.items()},
   }
-  title = f'{task.name} probe on {source.name} ({cfg.features}{", no bias" if not cfg.bias else ""})'
-  results_lib.save_weights(os.path.join(out_dir, 'weights.npz'), first.params, first.norm, names)
+  title = (f'{task.name} probe on {source.name} ({cfg.features}{", no bias" if not cfg.bias else ""}'
+           f'{", standardised" if cfg.standardize else ""})')
+  results_lib.save_weights(os.path.join(out_dir, 'weights.npz'), first.params, first.norm, names,
+                           standardized=bool(cfg.standardize))
   results_lib.plot_confusion(first.scores[headline]['confusion'], names,
                              f'{title}\naccuracy {first.scores[headline]["accuracy"]:.3f} (seed {seeds[0]})',
                              os.path.join(out_dir, 'confusion.png'))

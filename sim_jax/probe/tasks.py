@@ -8,6 +8,10 @@
              masked utterances, scored over all test frames. Needs a 10-ms (160-sample) feature rate.
   syllables  time-averaged features -> syllable (9) of the de Boer 'syllables' variant (or the demo's).
   vowels     the same items -> vowel (a / i / u).
+
+`recipe(task, corpus)` gives each task's training recipe as the original runs it (its README
+commands on top of config_code/sim_setup.py); the probe config's recipe keys default to None =
+that recipe.
 """
 
 import dataclasses
@@ -70,6 +74,28 @@ def make_task(name: str, corpus: str) -> Task:
   frame_wise = name == 'phones'
   return Task(name, _LABELS[name], variant, evaluations, frame_wise,
               'xavier_normal' if frame_wise else 'torch')
+
+
+# The original's probe recipes (learning rate, epochs, items per step, gradient clipping, shuffled
+# order). Original (fdenoodt/Smooth-InfoMax@e472aab): syllables / vowels — config_code/sim_setup.py:142-149
+# (Adam 1e-3, 50 epochs, batch 64; no clipping); speakers — README.md:59-61 (batch 8, 10 epochs,
+# clipping 1.0 over sim_setup.py:134-136's lr 1e-3); phones — linear_classifiers/
+# logistic_regression_phones.py:220 (lr hard-coded 1e-4), :33 (one whole utterance per step, in the
+# split file's order), README.md:61 (10 epochs, clipping 1.0). The demo corpus has no original
+# recipe: it uses the syllable one.
+_RECIPES = {
+    'syllables': dict(learning_rate=1e-3, num_epochs=50, batch_size=64, gradient_clipping=0.0, shuffle=True),
+    'speakers': dict(learning_rate=1e-3, num_epochs=10, batch_size=8, gradient_clipping=1.0, shuffle=True),
+    'phones': dict(learning_rate=1e-4, num_epochs=10, batch_size=1, gradient_clipping=1.0, shuffle=False),
+}
+_RECIPES['vowels'] = _RECIPES['syllables']
+RECIPE_KEYS = tuple(_RECIPES['syllables'])
+
+
+def recipe(task: Task, corpus: str) -> dict:
+  """The original's training recipe of `task` on `corpus` (keys RECIPE_KEYS); the demo corpus gets
+  the syllable probe's."""
+  return dict(_RECIPES[task.name] if corpus != 'demo' else _RECIPES['syllables'])
 
 
 def check_source(task: Task, source: FeatureSource) -> None:

@@ -97,12 +97,17 @@ def test_de_boer_syllables_and_vowels_after_a_short_training(tmp_path, shared_da
   assert 0.0 <= syllables['accuracy'] <= 1.0 and syllables['chance'] == pytest.approx(1 / 9)
   assert _outputs(workdir, 'syllables_context')['kernel'].shape == (8, 9)
 
-  config.probe.update(task='vowels', source='module_2', bias=False, features='sample', seeds=1)
+  # the original's interpretability probe: only the bias is set; source and features follow it
+  config.probe.update(task='vowels', bias=False, seeds=1)
   config.data.root = ''  # not given again: the probe reads the training run's data.root
   vowels = run_probe(config, workdir)
   assert vowels['num_classes'] == 3 and vowels['num_test_items'] == 360
   weights = _outputs(workdir, 'vowels_module_2_nobias_sample')
-  assert weights['kernel'].shape == (16, 3) and 'bias' not in weights
+  assert weights['kernel'].shape == (16, 3) and 'bias' not in weights and not weights['standardized']
   assert [str(c) for c in weights['class_names']] == ['a', 'i', 'u']
-  assert read_json(os.path.join(workdir, 'probes', 'vowels_module_2_nobias_sample', 'results.json'))[
-      'settings']['features'] == 'sample'
+  recorded = read_json(os.path.join(workdir, 'probes', 'vowels_module_2_nobias_sample', 'results.json'))
+  assert (recorded['source'], recorded['features'], recorded['standardized']) == ('module_2', 'sample', False)
+  assert recorded['settings']['learning_rate'] == 1e-3 and recorded['settings']['batch_size'] == 64
+  assert recorded['differs_from_original'] == ['num_epochs=3 (original: 50)']
+  # the last checkpoint of the run, as the original's downstream scripts load model_{num_epochs-1}
+  assert recorded['checkpoint']['step'] == 3
