@@ -4,11 +4,12 @@
                         number of test items, per-class accuracy, per evaluation; the settings used
   confusion.png         row-normalised confusion matrix of the headline evaluation (first seed)
   learning_curve.png    train loss, train and test accuracy per epoch, every seed
-  weights.npz           the first seed's probe on RAW features, read by the interpretability
-                        analysis and the decoder: 'kernel' (D, C), 'bias' (C,) if the probe has one
-                        (or standardisation gave it one), 'class_names' (C,), 'standardized' (bool);
-                        with standardize=True also what the probe itself learnt on standardised
-                        features: 'standardized_kernel' (D, C), 'feature_mean' / 'feature_std' (D,)
+  weights.npz           the first seed's probe, read by the interpretability analysis and the
+                        decoder: 'weights' (D, C) and, where there is one, 'raw_bias' (C,) on RAW
+                        features (logits = x @ weights + raw_bias); the probe's own parameters
+                        'kernel' (D, C) and 'bias' (C,) if it has one, which act on standardised
+                        features ((x − feature_mean) / feature_std) when 'standardized' is true (else
+                        identity statistics: then weights = kernel); 'class_names' (C,)
   metrics.jsonl         the per-epoch numbers (and wandb, when enabled)
 """
 
@@ -105,10 +106,12 @@ def plot_learning_curves(histories: list[list[dict]], chance: float, title: str,
 
 
 def save_weights(path: str, params: dict, norm, class_names: list[str], standardized: bool) -> None:
-  """weights.npz of a probe (see the module docstring): logits = x @ kernel (+ bias) on raw features x."""
-  arrays = raw_scale(params, norm)
-  if standardized:
-    arrays.update(standardized_kernel=np.asarray(params['kernel'], np.float32),
-                  feature_mean=np.asarray(norm.mean, np.float32), feature_std=np.asarray(norm.std, np.float32))
-  io.save_npz(path, **arrays, standardized=np.array(standardized),
+  """weights.npz of a probe (see the module docstring)."""
+  raw = raw_scale(params, norm)
+  arrays = {k: np.asarray(v, np.float32) for k, v in params.items()}
+  arrays['weights'] = raw['kernel']
+  if 'bias' in raw:
+    arrays['raw_bias'] = raw['bias']
+  io.save_npz(path, **arrays, feature_mean=np.asarray(norm.mean, np.float32),
+              feature_std=np.asarray(norm.std, np.float32), standardized=np.array(standardized),
               class_names=np.array(class_names, dtype=str))

@@ -104,6 +104,7 @@ def test_de_boer_syllables_and_vowels_after_a_short_training(tmp_path, shared_da
   assert vowels['num_classes'] == 3 and vowels['num_test_items'] == 360
   weights = _outputs(workdir, 'vowels_module_2_nobias_sample')
   assert weights['kernel'].shape == (16, 3) and 'bias' not in weights and not weights['standardized']
+  np.testing.assert_array_equal(weights['weights'], weights['kernel'])  # raw features: the same
   assert [str(c) for c in weights['class_names']] == ['a', 'i', 'u']
   recorded = read_json(os.path.join(workdir, 'probes', 'vowels_module_2_nobias_sample', 'results.json'))
   assert (recorded['source'], recorded['features'], recorded['standardized']) == ('module_2', 'sample', False)
