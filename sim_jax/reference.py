@@ -5,7 +5,11 @@ Commands:
       Map the file's PyTorch weights into our parameters, feed its recorded draws, and compare every
       recorded array (heads, samples, GRU outputs, losses, gradients, the parameters after one Adam
       step, BatchNorm running statistics, eval-mode features). Prints the largest error per quantity;
-      exits 1 when one is over tolerance (|err| <= max(1e-6, 1e-5 * max|ref|)).
+      exits 1 when one is over tolerance (|err| <= max(1e-6, 1e-5 * max|ref|)). The gradient of a
+      conv bias followed by training-mode BatchNorm is zero in exact arithmetic (the batch mean
+      cancels it) and round-off noise in both codes: ours and the reference's must each be within
+      that tolerance of 0, with max|ref| replaced by the scale of the noise, the largest per-channel
+      sum over batch and frames of |dL/d conv output| (`zero_gradient_scales`).
   python -m sim_jax.reference import model_N.ckpt|state.npz --config=configs/x.py --workdir=DIR [--config.x=y ...]
       Convert a checkpoint trained with the original code into a workdir that probe.py, decode.py
       and analyze.py can read (reading a .ckpt needs torch; an .npz of the state_dict does not);
@@ -21,6 +25,7 @@ import os
 import sys
 from typing import Iterator
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -31,6 +36,7 @@ from sim_jax.cli import error_line, parse_flags, user_errors
 from sim_jax.config import model_config
 from sim_jax.models import encode, greedy_loss, make_encoder, module_specs
 from sim_jax.models.encoder import ModuleSpec
+from sim_jax.models.layers import BatchNorm1d
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -39,38 +45,37 @@ class ReferenceError_(ValueError):
   """A reference or checkpoint file that does not fit (missing key, wrong shape)."""
 
 
-def _layer_keys(prefix: str, j: int, relu: bool, part: str) -> list[str]:
-  """Candidate state_dict keys of conv layer j's `part` ('weight'/'bias'): Sequential or bare conv."""
-  keys = [f'{prefix}.encoder.encoder.{j}.0.{part}']
-  if not relu:
-    keys.insert(0, f'{prefix}.encoder.encoder.{j}.{part}')
-  return keys
+def _layer_key(prefix: str, j: int, relu: bool, part: str) -> str:
+  """State_dict key of conv layer j's `part` ('weight'/'bias'). A block with a ReLU is a Sequential
+  (Conv1d, [BatchNorm1d,] ReLU), so its conv is `.0`; a layer without one (the CPC extra layers' 1x1
+  convs) is the bare Conv1d (the original's models/cnn_encoder.py:50-59)."""
+  return f'{prefix}.encoder.encoder.{j}.0.{part}' if relu else f'{prefix}.encoder.encoder.{j}.{part}'
 
 
-def _mapping(specs) -> Iterator[tuple[str, list[str], tuple, str]]:
-  """(collection, torch key candidates, our path, transform) for every mapped tensor."""
+def _mapping(specs) -> Iterator[tuple[str, str, tuple, str]]:
+  """(collection, torch key, our path, transform) for every mapped tensor."""
   for i, spec in enumerate(specs):
     p = f'fullmodel.{i}'
     m = f'module_{i}'
     if spec.kind in ('conv', 'cpc'):
       for j, (_, _, _, relu) in enumerate(spec.layers):
-        yield 'params', _layer_keys(p, j, relu, 'weight'), (m, 'encoder', f'conv_{j}', 'kernel'), 'conv'
-        yield 'params', _layer_keys(p, j, relu, 'bias'), (m, 'encoder', f'conv_{j}', 'bias'), 'id'
+        yield 'params', _layer_key(p, j, relu, 'weight'), (m, 'encoder', f'conv_{j}', 'kernel'), 'conv'
+        yield 'params', _layer_key(p, j, relu, 'bias'), (m, 'encoder', f'conv_{j}', 'bias'), 'id'
         if relu and spec.use_batch_norm:
           bn = f'{p}.encoder.encoder.{j}.1'
-          yield 'params', [f'{bn}.weight'], (m, 'encoder', f'bn_{j}', 'scale'), 'id'
-          yield 'params', [f'{bn}.bias'], (m, 'encoder', f'bn_{j}', 'bias'), 'id'
-          yield 'batch_stats', [f'{bn}.running_mean'], (m, 'encoder', f'bn_{j}', 'mean'), 'id'
-          yield 'batch_stats', [f'{bn}.running_var'], (m, 'encoder', f'bn_{j}', 'var'), 'id'
+          yield 'params', f'{bn}.weight', (m, 'encoder', f'bn_{j}', 'scale'), 'id'
+          yield 'params', f'{bn}.bias', (m, 'encoder', f'bn_{j}', 'bias'), 'id'
+          yield 'batch_stats', f'{bn}.running_mean', (m, 'encoder', f'bn_{j}', 'mean'), 'id'
+          yield 'batch_stats', f'{bn}.running_var', (m, 'encoder', f'bn_{j}', 'var'), 'id'
       for head, name in (('encoder_mu', 'mu_head'), ('encoder_var', 'logvar_head')):
-        yield 'params', [f'{p}.encoder.{head}.weight'], (m, name, 'kernel'), 'conv'
-        yield 'params', [f'{p}.encoder.{head}.bias'], (m, name, 'bias'), 'id'
+        yield 'params', f'{p}.encoder.{head}.weight', (m, name, 'kernel'), 'conv'
+        yield 'params', f'{p}.encoder.{head}.bias', (m, name, 'bias'), 'id'
     if spec.kind in ('gru', 'cpc'):
       g = f'{p}.autoregressor.gru'
       for torch_name, ours, tf in (('weight_ih_l0', 'w_ih', 'T'), ('weight_hh_l0', 'w_hh', 'T'),
                                    ('bias_ih_l0', 'b_ih', 'id'), ('bias_hh_l0', 'b_hh', 'id')):
-        yield 'params', [f'{g}.{torch_name}'], (m, 'gru', ours), tf
-    yield 'params', [f'{p}.loss.predictor.weight'], (m, 'predictor'), 'T'
+        yield 'params', f'{g}.{torch_name}', (m, 'gru', ours), tf
+    yield 'params', f'{p}.loss.predictor.weight', (m, 'predictor'), 'T'
 
 
 _TO_OURS = {'conv': lambda w: np.transpose(w, (2, 1, 0)), 'T': lambda w: np.transpose(w),
@@ -99,10 +104,9 @@ def torch_to_variables(state: dict, specs, expected=None, source: str = 'state_d
   state = {k[len('module.'):] if k.startswith('module.') else k: np.asarray(v)
            for k, v in state.items()}
   variables = {'params': {}, 'batch_stats': {}}
-  for collection, keys, path, transform in _mapping(specs):
-    key = next((k for k in keys if k in state), None)
-    if key is None:
-      raise ReferenceError_(f'{source}: missing key {keys[-1]!r} (needed for {"/".join(path)})')
+  for collection, key, path, transform in _mapping(specs):
+    if key not in state:
+      raise ReferenceError_(f'{source}: missing key {key!r} (needed for {"/".join(path)})')
     value = _TO_OURS[transform](state[key]).astype(np.float32)
     if expected is not None:
       want = tuple(_get(expected[collection], path).shape)
@@ -118,9 +122,8 @@ def torch_to_variables(state: dict, specs, expected=None, source: str = 'state_d
 def torch_to_variables_partial(state: dict, specs, tree: dict) -> dict:
   """`tree` (our params) with the entries present in `state` (torch keys) replaced."""
   tree = jax.tree_util.tree_map(lambda x: x, tree)
-  for collection, keys, path, transform in _mapping(specs):
-    key = next((k for k in keys if k in state), None)
-    if collection == 'params' and key is not None:
+  for collection, key, path, transform in _mapping(specs):
+    if collection == 'params' and key in state:
       _set(tree, path, jnp.asarray(_TO_OURS[transform](state[key]), jnp.float32))
   return tree
 
@@ -128,11 +131,11 @@ def torch_to_variables_partial(state: dict, specs, tree: dict) -> dict:
 def variables_to_torch(tree: dict, specs, collection: str = 'params') -> dict:
   """Inverse of `torch_to_variables` for one collection: {torch key: numpy array in torch layout}."""
   out = {}
-  for coll, keys, path, transform in _mapping(specs):
+  for coll, key, path, transform in _mapping(specs):
     if coll != collection:
       continue
     value = np.asarray(_get(tree, path))
-    out[keys[-1]] = np.transpose(value, (2, 1, 0)) if transform == 'conv' else (
+    out[key] = np.transpose(value, (2, 1, 0)) if transform == 'conv' else (
         value.T if transform == 'T' else value)
   return out
 
@@ -234,15 +237,19 @@ def compare(data) -> dict[str, tuple[float, float]]:
     record('total_loss', objective, meta['total_loss'])
 
   torch_grads = variables_to_torch(grads, specs)
+  zero_scales = zero_gradient_scales(loss_fn, variables['params'], specs)
   for key in sorted(k for k in data.files if k.startswith('grad/')):
     name = key[len('grad/'):]
     if name not in torch_grads:
       raise ReferenceError_(f'reference file: {key!r} names no parameter of the model')
-    record(key, torch_grads[name], data[key])
+    if name in zero_scales:  # exactly 0: both codes' round-off is compared with 0, at its own scale
+      errors[key] = (float(max(np.max(np.abs(torch_grads[name])), np.max(np.abs(data[key])))),
+                     zero_scales[name])
+    else:
+      record(key, torch_grads[name], data[key])
 
-  # The optimizer step is checked on the recorded gradients: a conv bias followed by BatchNorm has a
-  # mathematically zero gradient that both codes return as round-off noise (|g| < 4e-7 here), and
-  # Adam's first step maps any nonzero g to about ±lr, so our own noise cannot reproduce theirs.
+  # The optimizer step is checked on the recorded gradients: Adam's first step maps any nonzero g to
+  # about ±lr, so our round-off noise in a mathematically zero gradient (above) cannot reproduce theirs.
   ref_grads = jax.tree_util.tree_map(jnp.zeros_like, variables['params'])
   recorded = {k[len('grad/'):]: data[k] for k in data.files if k.startswith('grad/')}
   ref_grads = torch_to_variables_partial(recorded, specs, ref_grads)
@@ -269,13 +276,57 @@ def compare(data) -> dict[str, tuple[float, float]]:
   return errors
 
 
+def zero_gradient_scales(loss_fn, params, specs) -> dict[str, float]:
+  """{torch key: noise scale} for every conv bias followed by training-mode BatchNorm.
+
+  Such a bias's gradient is sum_(b,t) dL/dy_btc (y: the conv's output), which the batch mean makes 0
+  in exact arithmetic; in float32 it is the round-off of that sum, so its scale is
+  max_c sum_(b,t) |dL/dy_btc|, found here by adding a zero to every BatchNorm input.
+  loss_fn(params) -> (loss, aux) runs the stack with BatchNorm in training mode.
+  """
+  layers = [(i, j) for i, spec in enumerate(specs) if spec.use_batch_norm
+            for j, (_, _, _, relu) in enumerate(spec.layers) if relu]
+  if not layers:
+    return {}
+
+  shapes = []
+
+  def record(x):
+    shapes.append(jax.ShapeDtypeStruct(x.shape, x.dtype))
+    return x
+
+  with _on_batch_norm_inputs(record):
+    jax.eval_shape(loss_fn, params)
+  assert len(shapes) == len(layers), (len(shapes), layers)  # ConvStack's blocks, module by module
+
+  def loss_with(zeros):  # zeros: one (B, L, C) array per BatchNorm call, in call order
+    calls = iter(zeros)
+    with _on_batch_norm_inputs(lambda x: x + next(calls)):
+      return loss_fn(params)[0]
+
+  grads = jax.jit(jax.grad(loss_with))([jnp.zeros(s.shape, s.dtype) for s in shapes])
+  return {_layer_key(f'fullmodel.{i}', j, True, 'bias'): float(jnp.max(jnp.sum(jnp.abs(g), axis=(0, 1))))
+          for (i, j), g in zip(layers, grads)}
+
+
+def _on_batch_norm_inputs(fn):
+  """Context in which every BatchNorm1d call sees fn(x) instead of its input x."""
+
+  def intercept(next_fun, args, kwargs, context):
+    if isinstance(context.module, BatchNorm1d) and context.method_name == '__call__':
+      args = (fn(args[0]),) + tuple(args[1:])
+    return next_fun(*args, **kwargs)
+
+  return nn.intercept_methods(intercept)
+
+
 def _torch_running_stats(batch_stats, specs) -> dict:
   """BatchNorm running statistics in torch naming."""
   return variables_to_torch(batch_stats, specs, collection='batch_stats') if batch_stats else {}
 
 
 def within_tolerance(error: float, scale: float) -> bool:
-  """float32 round-off: |err| <= max(1e-6, 1e-5 * max|ref|)."""
+  """float32 round-off: |err| <= max(1e-6, 1e-5 * scale); scale is max|ref| or a zero gradient's noise scale."""
   return error <= max(ATOL, RTOL * scale)
 
 
@@ -285,12 +336,13 @@ def check_file(path: str, out=sys.stdout) -> bool:
     errors = compare(data)
   worst = 0.0
   ok = True
-  print(f'{path}: {len(errors)} quantities', file=out)
+  print(f'{path}: {len(errors)} quantities (scale: max|ref|, or for the zero gradient of a conv bias '
+        'before training-mode BatchNorm max_c sum |dL/d conv output|)', file=out)
   for name, (err, scale) in errors.items():
     good = within_tolerance(err, scale)
     ok &= good
     worst = max(worst, err / max(scale, ATOL / RTOL))
-    print(f'  {"ok  " if good else "FAIL"} {name:60s} max|err| {err:.2e}  max|ref| {scale:.2e}', file=out)
+    print(f'  {"ok  " if good else "FAIL"} {name:60s} max|err| {err:.2e}  scale {scale:.2e}', file=out)
   print(f'{path}: {"PASS" if ok else "FAIL"} (worst relative error {worst:.2e})', file=out)
   return ok
 

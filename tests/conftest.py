@@ -8,7 +8,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), 'shared')
 DATA = os.path.join(SHARED, 'data')
 REFERENCE = os.path.join(SHARED, 'reference')
-REFERENCE_FILES = ('sim_deboer_nobn.npz', 'gim_deboer_bn.npz', 'cpc_deboer_nobn.npz')
+REFERENCE_FILES = ('sim_deboer_nobn.npz', 'gim_deboer_bn.npz', 'cpc_deboer_nobn.npz', 'sim_libri_bn.npz',
+                   'cpc_extra_deboer_nobn.npz')
 
 
 def pytest_configure(config):

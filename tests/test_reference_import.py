@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sim_jax.config import load_config_file
-from sim_jax.reference import torch_to_variables
+from sim_jax.reference import torch_to_variables, variables_to_torch
 from sim_jax.models import module_specs
 from sim_jax.train.checkpoint import load_trained_encoder
 from sim_jax.train.step import create_train_state
@@ -72,3 +72,22 @@ def test_bad_input_is_one_line(sim_state, tmp_path, which, message):
   assert run.returncode == 2 and len(lines) == 1 and 'Traceback' not in run.stderr, run.stderr
   assert lines[0].startswith('error: ') and message in lines[0]
   assert not os.path.exists(tmp_path / 'w' / 'checkpoints')
+
+
+def test_cpc_extra_layers_checkpoint_round_trips(tmp_path):
+  """The CPC "extra layers" variant, whose 1x1 no-ReLU layers the original stores as bare convs
+  (`encoder.encoder.2.weight`, not `.2.0.weight`): its state_dict imports into a workdir, and our loaded
+  weights map back to exactly the original's keys and values."""
+  with np.load(os.path.join(REFERENCE, 'cpc_extra_deboer_nobn.npz')) as z:
+    state = {k[len('param/'):]: z[k] for k in z.files if k.startswith('param/')}
+  assert 'fullmodel.0.encoder.encoder.2.weight' in state and 'fullmodel.0.encoder.encoder.3.0.weight' in state
+  np.savez(tmp_path / 'state.npz', **state)
+  workdir = str(tmp_path / 'w')
+  run = _import(str(tmp_path / 'state.npz'), f'--config={os.path.join(REPO, "configs", "cpc_deboer.py")}',
+                '--config.model.cpc_variant=extra_layers', *NARROW, f'--workdir={workdir}')
+  assert run.returncode == 0, run.stderr
+  trained = load_trained_encoder(workdir, 'latest')
+  back = variables_to_torch(jax.device_get(trained.variables['params']), module_specs(trained.config.model))
+  assert set(back) == set(state)
+  for key, value in back.items():
+    np.testing.assert_array_equal(value, state[key])

@@ -108,6 +108,11 @@ class BatchNorm1d(nn.Module):
 
   Training mode normalises with the biased batch variance and updates the running statistics as
   `r <- (1 - momentum) r + momentum * stat` (variance unbiased, n / (n - 1)); eval mode uses them.
+  The batch mean is a first estimate plus the mean of the residuals, subtracted in that order, never
+  rounded to one float32: the waveform layer's outputs sit on a bias far larger than their spread,
+  and a plain float32 mean is off by a few ulps of it, enough to normalise a frame an ulp above the
+  mean to exactly 0, where ReLU passes no gradient (sim_libri_bn.npz has one, positive in the original
+  and in float64). The first estimate is a constant for autodiff; the gradient is unchanged.
   """
 
   momentum: float = 0.1
@@ -121,16 +126,19 @@ class BatchNorm1d(nn.Module):
     running_mean = self.variable('batch_stats', 'mean', jnp.zeros, (channels,))
     running_var = self.variable('batch_stats', 'var', jnp.ones, (channels,))
     if train:
-      mean = jnp.mean(x, axis=(0, 1))
-      var = jnp.mean(jnp.square(x - mean), axis=(0, 1))
+      shift = jax.lax.stop_gradient(jnp.mean(x, axis=(0, 1)))  # (C,) first estimate of the mean
+      offset = jnp.mean(x - shift, axis=(0, 1))  # (C,) its error
+      centred = (x - shift) - offset  # x - mean, the mean never rounded to one float32
+      mean = shift + offset
+      var = jnp.mean(jnp.square(centred), axis=(0, 1))
       if not self.is_initializing():
         n = x.shape[0] * x.shape[1]
         m = self.momentum
         running_mean.value = (1 - m) * running_mean.value + m * jax.lax.stop_gradient(mean)
         running_var.value = (1 - m) * running_var.value + m * jax.lax.stop_gradient(var) * n / (n - 1)
     else:
-      mean, var = running_mean.value, running_var.value
-    return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+      centred, var = x - running_mean.value, running_var.value
+    return centred * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
 class GRU(nn.Module):
