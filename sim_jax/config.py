@@ -66,8 +66,10 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
   deboer = dataset == 'deboer'
   return ml_collections.ConfigDict(dict(
       module=0,                   # conv module whose latents are decoded (0, 1, 2)
-      latents='mean',             # mean | sample (SIM: a fresh draw per batch, as the original)
-      loss='mse',                 # mse | stft | mel | mse+stft | mse+mel (the README runs use mse)
+      latents='sample',           # sample: SIM trains on a fresh draw per step and item, as the original's README
+                                  # runs (LitDecoder.encode → get_latents; GIM / CPC: their mean, as the original);
+                                  # mean: decode the mean head (an option, not the original's)
+      loss='mse',                 # mse | stft | mel | fft | mse+stft | mse+mel | mse+fft (the README runs use mse)
       num_epochs=200 if dataset != 'librispeech' else 50,
       learning_rate=2e-4,
       batch_size=64 if dataset != 'librispeech' else 8,
