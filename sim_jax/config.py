@@ -122,8 +122,10 @@ def analysis_config() -> ml_collections.ConfigDict:
       kde_split='test',           # the original's: the test loader of the speaker probe's dataset (de Boer words)
       kde_batch_size=64,          # that loader's batch (config_code/sim_setup.py:103-110): items come in whole batches
       # KDE total correlation settings (channels, frames per item, audio items), -1 = all (∞), each kde_repeats
-      # times: the original's six (main_total_correlation.py:159-161). The (512, -1, -1) one fits a KDE on every
-      # frame of every test item: O(N²·512) per estimate, minutes (de Boer, 8192 frames); cap with kde_max_vectors.
+      # times: the original's six (main_total_correlation.py:159-161). Cost: the (512, -1, -1) one fits a KDE on
+      # every frame of every test item, O(N²·512): on de Boer 128 items × 64 frames = 8192 vectors, one estimate
+      # takes ~2 min on 2 CPU cores, and a setting runs 4 (raw, shuffled, unit-variance, unit-variance shuffled)
+      # × kde_repeats of them: ~25 min; the other five take seconds. kde_max_vectors caps it for quick runs.
       kde_settings=((10, 5, 1000), (50, 5, 1000), (100, 5, 1000), (512, 5, 1000), (512, 5, -1), (512, -1, -1)),
       kde_max_vectors=0,          # 0: no cap (the original); n: at most n random vectors per estimate (quick runs)
       kde_repeats=3,              # estimates per setting (the original's 3)

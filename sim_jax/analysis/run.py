@@ -221,7 +221,7 @@ def summary_section(results: dict) -> dict:
   kde = item('entanglement').get('details', {}).get('kde', [])
   if kde and 'standardized_null_tc_mean' in kde[-1]:
     row = kde[-1]
-    out[f'KDE TC unit-variance minus shuffled, {row["channels"]} channels'] = (
+    out[f'KDE TC unit-variance minus shuffled, {row.get("setting", row["channels"])}'] = (
         row['standardized_tc_mean'] - row['standardized_null_tc_mean'])
   out['mean KL(N(m, v) ‖ N(0, 1)) per dim'] = item('latents')['numbers'].get('mean KL(N(m, v) ‖ N(0, 1)) per dim')
   for name, module in results['decoder'].get('items', {}).items():

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from sim_jax.data import make_source
-from sim_jax.decoder.latents import (OUTPUT_DRAWS, TRAIN_DRAWS, DecoderError, draw_key, latent_source,
-                                     latents)
+from sim_jax.decoder.latents import (OUTPUT_DRAWS, TRAIN_DRAWS, DecoderError, draw_key, latent_frames,
+                                     latent_source, latents)
+from sim_jax.decoder.nets import decoded_length, make_decoder
 from sim_jax.decoder.run import reconstruction_summary
 from sim_jax.decoder.train import train_decoder
 from sim_jax.models import make_encoder, module_specs
@@ -131,6 +132,10 @@ def test_latent_source_names(kind, variant, names):
   if kind == 'cpc':  # the layers named exist
     assert len(encoder.encoder.specs[0].layers) == (8 if variant == 'extra_layers' else 5)
   assert [latent_source(encoder, m, 'sample').name for m in range(3)] == names
+  # each decodes a de Boer word from the frame count of its SIM module: 511 / 129 / 64 frames
+  frames = [latent_frames(encoder, latent_source(encoder, m, 'mean'), 10240) for m in range(3)]
+  assert frames == [511, 129, 64]
+  assert [decoded_length(make_decoder(m, 32).layers, f) for m, f in enumerate(frames)] == [10240] * 3
 
 
 @pytest.mark.parametrize('kind,sample', [('sim', True), ('gim', False), ('cpc', False)])
