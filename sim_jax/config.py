@@ -80,8 +80,10 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
   deboer = dataset == 'deboer'
   return ml_collections.ConfigDict(dict(
       module=0,                   # conv module whose latents are decoded (0, 1, 2)
-      latents='mean',             # mean | sample (SIM: a fresh draw per batch, as the original)
-      loss='mse',                 # mse | stft | mel | mse+stft | mse+mel (the README runs use mse)
+      latents='sample',           # sample: SIM trains on a fresh draw per step and item, as the original's README
+                                  # runs (LitDecoder.encode → get_latents; GIM / CPC: their mean, as the original);
+                                  # mean: decode the mean head (an option, not the original's)
+      loss='mse',                 # mse | stft | mel | fft | mse+stft | mse+mel | mse+fft (the README runs use mse)
       num_epochs=200 if dataset != 'librispeech' else 50,
       learning_rate=2e-4,
       batch_size=64 if dataset != 'librispeech' else 8,
@@ -107,21 +109,40 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 def analysis_config() -> ml_collections.ConfigDict:
-  """Interpretability-analysis settings (§7): see analyze.py and sim_jax/analysis/."""
+  """Interpretability-analysis settings (§7): see analyze.py and sim_jax/analysis/.
+
+  Defaults are the original's post-hoc scripts (post_hoc_analysis/interpretability/
+  main_lat_space.py, main_total_correlation.py): SIM samples; t-SNE fitted on every syllable TRAIN
+  item of whole 128-item batches; histograms of the last conv module on the word TRAIN split,
+  unclipped; KDE total correlation on the word TEST split in whole 64-item batches, counting audio
+  items, at the original's six settings. LibriSpeech (no syllables): crops with speaker labels.
+  """
   return ml_collections.ConfigDict(dict(
       module=-1,                  # Gaussian-head module analysed (latent figures, total correlation); -1 = the last (SIM/GIM 2, CPC 0)
-      features='mean',            # mean | sample (SIM: the module passes on a fresh draw, as the original's get_latents)
+      features='sample',          # sample: SIM modules pass on a fresh draw, as the original's get_latents (GIM / CPC:
+                                  # their mean, as the original); mean: the mean heads (an option, not the original's)
       checkpoint='best',          # encoder checkpoint analysed: best | latest | <step>
-      split='test',               # data split the features come from
-      max_items=-1,               # -1: every item of the split; n: the first n (quick runs)
-      tsne_per_class=100,         # at most this many points per class in the t-SNE (the original's 100)
+      max_items=-1,               # -1: every item of each split; n: a random n before encoding (quick runs)
+      drop_last=True,             # only whole loader batches, as the original's loaders (a random floor(N/B)·B items);
+                                  # False: every item (an option)
+      batch_size=128,             # t-SNE, 3-D scatter, histograms: the original's post-hoc loader batch (main_lat_space.py:91)
+      tsne_split='train',         # the original's: the syllable train split (de Boer / demo; LibriSpeech: crops)
+      tsne_per_class=100,         # points PLOTTED per class (the original's 100); the t-SNE is fitted on all items
       tsne_perplexity=0.0,        # 0: int(sqrt(N)), as the original
       tsne_max_iter=1000,
+      histogram_split='train',    # the original's: the word train split (reshuffledv2), last conv module
       histogram_dims=32,          # histograms of the first n dimensions (the original's 32)
-      kde_channels=(10, 50, 100, 512),  # KDE total correlation: channel-subset sizes (capped at the width; -1 = all)
-      kde_times=5,                # frames drawn per item (-1 = all)
-      kde_max_signals=1000,       # samples per estimate (-1 = all: O(N^2), slow)
-      kde_repeats=3,              # estimates per subset size (the original's 3)
+      histogram_range=0.0,        # 0: bins over each dimension's data, unclipped (the original); r: bins over ±r, clipped
+      kde_split='test',           # the original's: the test loader of the speaker probe's dataset (de Boer words)
+      kde_batch_size=64,          # that loader's batch (config_code/sim_setup.py:103-110): items come in whole batches
+      # KDE total correlation settings (channels, frames per item, audio items), -1 = all (∞), each kde_repeats
+      # times: the original's six (main_total_correlation.py:159-161). Cost: the (512, -1, -1) one fits a KDE on
+      # every frame of every test item, O(N²·512): on de Boer 128 items × 64 frames = 8192 vectors, one estimate
+      # takes ~2 min on 2 CPU cores, and a setting runs 4 (raw, shuffled, unit-variance, unit-variance shuffled)
+      # × kde_repeats of them: ~25 min; the other five take seconds. kde_max_vectors caps it for quick runs.
+      kde_settings=((10, 5, 1000), (50, 5, 1000), (100, 5, 1000), (512, 5, 1000), (512, 5, -1), (512, -1, -1)),
+      kde_max_vectors=0,          # 0: no cap (the original); n: at most n random vectors per estimate (quick runs)
+      kde_repeats=3,              # estimates per setting (the original's 3)
       kde_bandwidth=0.1,          # the original's
       seed=0,
   ))

@@ -1,9 +1,13 @@
 """Total correlation TC(x) = Σ_i H(x_i) − H(x): how far a representation is from independent dims.
 
 Two estimators:
-- `kde_total_correlation`: the original's (reference-semantics §7, `main_total_correlation.py`):
-  a Gaussian kernel density estimate (bandwidth 0.1) of every 1-D marginal and of the joint, each
-  entropy the mean negative log-density on the fitting samples themselves (resubstitution). Here it is
+- `kde_total_correlation`: the original's (reference-semantics §7,
+  post_hoc_analysis/interpretability/main_total_correlation.py:45-65): a Gaussian kernel density
+  estimate (sklearn, bandwidth 0.1) of every 1-D marginal and of the joint, each entropy the mean
+  negative log-density on the fitting samples themselves (resubstitution). The original's samples
+  (`sample_signals`, `kde_tc_table`): last-conv-module features (`get_z(regression=False)`, :84-87 —
+  SIM samples, as `get_latents`) of the TEST loader of the speaker probe's dataset (:157, :173; de
+  Boer: the words, LibriSpeech: crops), counted in audio items, not vectors. Here it is
   vectorised in JAX (pairwise distances in row chunks, float32 with an exact self term) instead of one sklearn KernelDensity per
   dimension. It is strongly biased in high dimensions (with bandwidth 0.1 a point's own kernel
   dominates the joint density), so only its trend across models and subsets is meaningful.
@@ -13,6 +17,7 @@ Two estimators:
 """
 
 import functools
+import time
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +25,6 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sim_jax import io  # noqa: E402
@@ -101,28 +105,39 @@ def gaussian_tc_closed_form(cov: np.ndarray) -> float:
   return float(-0.5 * np.linalg.slogdet(cov / np.outer(std, std))[1])
 
 
-def sample_signals(frames: np.ndarray, offsets: np.ndarray, channels: int, times: int,
-                   max_signals: int, rng: np.random.Generator) -> np.ndarray:
-  """The original's TC samples: a random channel subset (fixed for the run) at random frames.
+def sample_signals(frames: np.ndarray, offsets: np.ndarray, channels: int, times: int, max_items: int,
+                   batch_size: int, drop_last: bool, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+  """One draw of the original's TC samples (main_total_correlation.py:68-111): (n, channels) and the
+  number of audio items they come from.
 
-  frames: (F, C), item i's frames at rows offsets[i]:offsets[i+1]. Items are visited in random
-  order; from each, `times` random frames are taken (the original draws them per batch); collection
-  stops at `max_signals` vectors. -1 means all (channels, frames or signals). Returns (n, channels).
+  frames: (F, C), item i's frames at rows offsets[i]:offsets[i+1]. A random channel subset (one per
+  draw, main_total_correlation.py:75); the items in random order (its shuffled loader, :78) in
+  batches of `batch_size`, only whole batches when `drop_last` (its loaders drop the last,
+  data/get_dataloader.py:26-40); from each batch `times` random frames, the same frames for every
+  item of the batch (:90-96); collection stops after the batch that brings the number of ITEMS to
+  `max_items` or more (:105), so 1000 items × 5 frames give ≥ 5000 vectors. -1 means all (channels,
+  frames or items).
   """
   num_channels = frames.shape[1]
   chans = (np.arange(num_channels) if channels < 0 or channels >= num_channels
            else np.sort(rng.choice(num_channels, channels, replace=False)))
-  limit = len(frames) if max_signals < 0 else max_signals
-  picked, total = [], 0
-  for item in rng.permutation(len(offsets) - 1):
-    start, stop = int(offsets[item]), int(offsets[item + 1])
-    rows = (np.arange(start, stop) if times < 0 or times >= stop - start
-            else start + rng.choice(stop - start, times, replace=False))
-    picked.append(np.asarray(frames[np.sort(rows)])[:, chans])  # (times, channels)
-    total += len(rows)
-    if total >= limit:
+  num_items = len(offsets) - 1
+  num_batches = num_items // batch_size if drop_last else -(-num_items // batch_size)
+  if num_batches == 0:
+    raise ValueError(f'total correlation: {num_items} items, fewer than one batch of '
+                     f'config.analysis.kde_batch_size={batch_size} (lower it, or set '
+                     'config.analysis.drop_last=False)')
+  order = rng.permutation(num_items)
+  picked, items = [], 0
+  for b in range(num_batches):
+    batch = order[b * batch_size:(b + 1) * batch_size]
+    length = int(np.min(offsets[batch + 1] - offsets[batch]))
+    rows = np.arange(length) if times < 0 or times >= length else rng.choice(length, times, replace=False)
+    picked += [np.asarray(frames[int(offsets[i]) + rows])[:, chans] for i in batch]  # (times, channels)
+    items += len(batch)
+    if 0 <= max_items <= items:
       break
-  return np.concatenate(picked)[:limit]
+  return np.concatenate(picked), items
 
 
 def gaussian_tc_summary(frames: np.ndarray, seed: int = 0) -> dict:
@@ -134,9 +149,19 @@ def gaussian_tc_summary(frames: np.ndarray, seed: int = 0) -> dict:
   return result
 
 
-def kde_tc_table(frames: np.ndarray, offsets: np.ndarray, channels: tuple, times: int,
-                 max_signals: int, repeats: int, bandwidth: float, seed: int) -> list[dict]:
-  """The original's KDE TC for each channel-subset size, `repeats` times each (§7).
+def setting_label(channels: int, times: int, max_items: int) -> str:
+  """'512 ch × 5 frames, 1000 items' for a KDE setting (-1 shown as ∞)."""
+  show = lambda v: '∞' if v < 0 else str(v)  # noqa: E731
+  return f'{show(channels)} ch × {show(times)} frames, {show(max_items)} items'
+
+
+def kde_tc_table(frames: np.ndarray, offsets: np.ndarray, settings, repeats: int, bandwidth: float,
+                 batch_size: int, drop_last: bool, max_vectors: int, seed: int) -> list[dict]:
+  """The original's KDE TC for each (channels, times, max_items) setting, `repeats` times each
+  (main_total_correlation.py:159-177: (10,5,1000), (50,5,1000), (100,5,1000), (512,5,1000),
+  (512,5,∞), (512,∞,∞), 3× each); channels are capped at the width, and a setting equal to an
+  earlier one after capping is computed once. `max_vectors` > 0 caps the samples of one estimate at
+  a random `max_vectors` of them (quick runs; 0: no cap, as the original).
 
   Per setting, on the same samples: the KDE estimate (mean / std / runs); the same with every column
   shuffled (its null: what it reports for independent dims); the KDE estimate after scaling every
@@ -144,12 +169,20 @@ def kde_tc_table(frames: np.ndarray, offsets: np.ndarray, channels: tuple, times
   bandwidth the raw estimate is ≈ 0 whatever the dependence); and the Gaussian estimate.
   """
   rng = np.random.default_rng(seed)
-  sizes = sorted({min(c, frames.shape[1]) if c > 0 else frames.shape[1] for c in channels})
-  table = []
-  for size in sizes:
+  width = frames.shape[1]
+  table, done = [], set()
+  for channels, times, max_items in settings:
+    size = min(channels, width) if channels > 0 else width
+    if (size, times, max_items) in done:
+      continue
+    done.add((size, times, max_items))
+    started = time.time()
     runs, nulls, scaled, scaled_nulls, gauss = [], [], [], [], []
     for _ in range(repeats):
-      x = sample_signals(frames, offsets, size, times, max_signals, rng)  # (n, size)
+      x, items = sample_signals(frames, offsets, size, times, max_items, batch_size, drop_last, rng)
+      capped = 0 < max_vectors < len(x)
+      if capped:
+        x = x[np.sort(rng.choice(len(x), max_vectors, replace=False))]
       shuffled = permuted_null(x, int(rng.integers(1 << 31)))
       unit = np.maximum(x.std(axis=0), 1e-12)  # (size,)
       runs.append(kde_total_correlation(x, bandwidth))
@@ -157,42 +190,42 @@ def kde_tc_table(frames: np.ndarray, offsets: np.ndarray, channels: tuple, times
       scaled.append(kde_total_correlation(x / unit, bandwidth))
       scaled_nulls.append(kde_total_correlation(shuffled / unit, bandwidth))
       gauss.append(gaussian_total_correlation(x)['tc'] if len(x) > size else float('nan'))
-    table.append({'channels': size, 'times': times, 'max_signals': max_signals, 'samples': len(x),
+    table.append({'setting': setting_label(size, times, max_items), 'channels': size, 'times': times,
+                  'max_items': max_items, 'items': items, 'samples': len(x), 'capped': capped,
                   'tc_mean': float(np.mean(runs)), 'tc_std': float(np.std(runs)), 'tc_runs': runs,
                   'null_tc_mean': float(np.mean(nulls)),
                   'standardized_tc_mean': float(np.mean(scaled)),
                   'standardized_tc_std': float(np.std(scaled)),
                   'standardized_null_tc_mean': float(np.mean(scaled_nulls)),
-                  'gaussian_tc_mean': float(np.mean(gauss))})
+                  'gaussian_tc_mean': float(np.mean(gauss)), 'seconds': time.time() - started})
   return table
 
 
 def plot_kde_table(table: list[dict], path: str, title: str) -> None:
-  """KDE TC (mean ± std over repeats) against the channel-subset size, with its shuffled-data null,
-  the unit-variance KDE and the Gaussian estimate on the same samples."""
-  sizes = [row['channels'] for row in table]
-  fig, ax = plt.subplots(figsize=(5.2, 3.6))
-  ax.errorbar(sizes, [r['tc_mean'] for r in table], yerr=[r['tc_std'] for r in table], marker='o',
+  """KDE TC (mean ± std over repeats) for each setting, with its shuffled-data null, the
+  unit-variance KDE and the Gaussian estimate on the same samples."""
+  x = np.arange(len(table))
+  fig, ax = plt.subplots(figsize=(max(5.2, 1.3 * len(table) + 1.5), 4.0))
+  ax.errorbar(x, [r['tc_mean'] for r in table], yerr=[r['tc_std'] for r in table], marker='o',
               capsize=3, label='KDE')
-  ax.plot(sizes, [r['null_tc_mean'] for r in table], 's--', color='grey', label='KDE, shuffled columns')
-  ax.errorbar(sizes, [r['standardized_tc_mean'] for r in table],
+  ax.plot(x, [r['null_tc_mean'] for r in table], 's--', color='grey', label='KDE, shuffled columns')
+  ax.errorbar(x, [r['standardized_tc_mean'] for r in table],
               yerr=[r['standardized_tc_std'] for r in table], marker='D', capsize=3, color='tab:purple',
               label='KDE, unit-variance channels')
-  ax.plot(sizes, [r['standardized_null_tc_mean'] for r in table], 'd--', color='plum',
+  ax.plot(x, [r['standardized_null_tc_mean'] for r in table], 'd--', color='plum',
           label='KDE, unit-variance, shuffled')
-  ax.plot(sizes, [r['gaussian_tc_mean'] for r in table], '^-', color='tab:green',
+  ax.plot(x, [r['gaussian_tc_mean'] for r in table], '^-', color='tab:green',
           label='Gaussian, same samples')
-  ax.set_xscale('log')
-  ax.set_xticks(sizes, [str(n) for n in sizes])
-  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  ax.set_xticks(x, [r['setting'].replace(', ', '\n') for r in table], fontsize=7)
   ax.set_yscale('symlog', linthresh=1.0)  # estimates can fall below 0 (KDE bias)
   lowest = min(min(r['tc_mean'] - r['tc_std'], r['null_tc_mean'], r['standardized_null_tc_mean'],
                    r['standardized_tc_mean'] - r['standardized_tc_std'], r['gaussian_tc_mean']) for r in table)
   if lowest >= 0:  # nothing negative: no axis range spent below 0
     ax.set_ylim(bottom=0)
-  ax.set_xlabel('channels in the subset')
+  ax.set_xlabel('setting: channel subset × frames per item, audio items')
   ax.set_ylabel('total correlation (nats)')
   ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
+  fig.tight_layout()
   io.save_figure(fig, path)

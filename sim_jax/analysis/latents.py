@@ -1,12 +1,20 @@
-"""Latent-space figures and per-dimension statistics (reference-semantics §7, `main_lat_space.py`).
+"""Latent-space figures and per-dimension statistics (reference-semantics §7,
+post_hoc_analysis/interpretability/main_lat_space.py).
 
-- t-SNE of time-averaged features (the original: GRU context, ≤100 points per class, init 'random',
-  learning rate 'auto', perplexity int(√N)); `max_iter`, as `n_iter` no longer exists in sklearn.
-- 3-D scatter of the three most informative channels of a module's time-averaged output. The
-  original meant "the first three dimensions" but, after moving axes, plotted three time frames
-  (§9); here the channels are chosen by their one-way ANOVA F statistic against the label.
-- Per-dimension histograms of every frame's latent with the N(0, 1) density overlaid (100 bins, as
-  the original), and per-dimension mean, variance and KL(N(mean, var) ‖ N(0, 1)) of the aggregate.
+- t-SNE of the time-averaged GRU context. The original fits it on EVERY item its syllable TRAIN
+  loader yields (batch 128, shuffled, last partial batch dropped: ~2,176 items; main_lat_space.py:
+  88-107, data/get_dataloader.py:26-40), init 'random', learning rate 'auto', perplexity int(√N)
+  (:105), and only PLOTS at most 100 random points per class (utils/helper_functions.py:234-256,
+  `scatter_syllable(n=100)`). `max_iter` here, as `n_iter` no longer exists in sklearn.
+- 3-D scatter of the three most informative channels of a module's time-averaged output (the same
+  syllable train items, vowel labels). The original meant "the first three dimensions" but, after
+  moving axes, plotted three time frames (main_lat_space.py:111-117, §9); here the channels are
+  chosen by their one-way ANOVA F statistic against the label.
+- Per-dimension histograms of every frame of the last conv module on the WORD train split
+  (`reshuffledv2` train, :119-127), unclipped over the data's range, 100 bins, density, y up to 5,
+  N(0, 1) in red (utils/helper_functions.py:290-314), and per-dimension mean, variance and
+  KL(N(mean, var) ‖ N(0, 1)) of the aggregate.
+SIM features are samples in the original (`get_latents`, models/independent_module.py:52-61).
 """
 
 import matplotlib
@@ -27,6 +35,12 @@ def per_class_subset(labels: np.ndarray, per_class: int, rng: np.random.Generato
   return np.sort(np.concatenate(picked))
 
 
+def tsne_perplexity(n: int, perplexity: float) -> float:
+  """The perplexity used for n points: `perplexity`, or int(√n) (the original's,
+  main_lat_space.py:105) when ≤ 0; at most n − 1."""
+  return float(min(perplexity if perplexity > 0 else int(np.sqrt(n)), n - 1))
+
+
 def tsne(x: np.ndarray, perplexity: float, max_iter: int, seed: int) -> np.ndarray:
   """2-D t-SNE of `x` (N, D) with the original's settings; perplexity ≤ 0 means int(√N): (N, 2)."""
   from sklearn.manifold import TSNE  # imported here: slow to import, used once
@@ -34,10 +48,8 @@ def tsne(x: np.ndarray, perplexity: float, max_iter: int, seed: int) -> np.ndarr
   n = len(x)
   if n < 3:
     raise ValueError(f't-SNE needs at least 3 items, got {n} (set config.analysis.max_items higher)')
-  perplexity = perplexity if perplexity > 0 else int(np.sqrt(n))
-  perplexity = float(min(perplexity, n - 1))
-  tsne_model = TSNE(n_components=2, perplexity=perplexity, init='random', learning_rate='auto',
-                    max_iter=max_iter, random_state=seed)
+  tsne_model = TSNE(n_components=2, perplexity=tsne_perplexity(n, perplexity), init='random',
+                    learning_rate='auto', max_iter=max_iter, random_state=seed)
   # One OpenMP thread: sklearn's spinning threads slow t-SNE ~10x on a busy machine; ≤ a few
   # thousand points take seconds on one core.
   with threadpool_limits(limits=1, user_api='openmp'):
@@ -116,25 +128,31 @@ def dimension_stats(frames: np.ndarray) -> dict:
           'mean_var': float(var.mean()), 'num_frames': int(x.shape[0]), 'num_dims': int(x.shape[1])}
 
 
-def plot_histograms(frames: np.ndarray, dims: np.ndarray, path: str, title: str) -> None:
-  """Histogram (100 bins, density) of every frame's value in each of `dims`, N(0, 1) pdf in red."""
+def plot_histograms(frames: np.ndarray, dims: np.ndarray, path: str, title: str,
+                    value_range: float = 0.0) -> None:
+  """Histogram (100 bins, density, y up to 5) of every frame's value in each of `dims`, N(0, 1) pdf
+  in red. value_range 0: each dimension's bins span its data, nothing clipped (the original);
+  r > 0: bins over ±r with values beyond clipped into the end bins."""
   cols = min(8, len(dims))
   rows = int(np.ceil(len(dims) / cols))
   fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.6 * rows), squeeze=False,
-                           sharex=True, sharey=True)
-  grid = np.linspace(-4, 4, 200)
+                           sharey=True, sharex=value_range > 0)
+  grid = np.linspace(-4, 4, 1000)  # the original draws the pdf over ±4
   pdf = np.exp(-0.5 * grid ** 2) / np.sqrt(2 * np.pi)
   for ax in axes.flat[len(dims):]:
     ax.axis('off')
   for ax, d in zip(axes.flat, dims):
-    values = np.clip(frames[:, d], -4, 4)
-    ax.hist(values, bins=100, range=(-4, 4), density=True, histtype='stepfilled', color='tab:blue',
-            alpha=0.8)
+    values = np.asarray(frames[:, d])
+    if value_range > 0:
+      values = np.clip(values, -value_range, value_range)
+    ax.hist(values, bins=100, range=(-value_range, value_range) if value_range > 0 else None,
+            density=True, histtype='stepfilled', color='tab:blue', alpha=0.8)
     ax.plot(grid, pdf, color='red', lw=1)
     ax.set_title(f'dim {d}', fontsize=7)
     ax.set_ylim(0, 5)
     ax.tick_params(labelsize=6)
-  fig.suptitle(title + ' (values clipped to ±4)', fontsize=9)
+  clipped = f' (values clipped to ±{value_range:g})' if value_range > 0 else ''
+  fig.suptitle(title + clipped, fontsize=9)
   fig.tight_layout()
   io.save_figure(fig, path)
 

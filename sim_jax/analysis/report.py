@@ -65,12 +65,15 @@ def _src(workdir: str, path: str, out_dir: str) -> str | None:
 
 
 def _media(workdir: str, file: dict, out_dir: str) -> str:
-  """An <img> or <audio> element for one file entry {'path', 'type', 'label'}."""
+  """An <img>, <audio> or, for a data file (type 'data': .npy, .csv), a link, for one file entry
+  {'path', 'type', 'label'}."""
   src = _src(workdir, file['path'], out_dir)
   if src is None:
     return f'<span class="note">file missing: {html.escape(file["path"])}</span>'
   if file['type'] == 'wav':
     return f'<audio controls preload="metadata" src="{src}"></audio>'
+  if file['type'] == 'data':
+    return f'<a href="{src}">{html.escape(os.path.basename(file["path"]))}</a>'
   return f'<a href="{src}"><img src="{src}" alt="{html.escape(file["label"])}" loading="lazy"></a>'
 
 

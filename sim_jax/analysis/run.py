@@ -9,11 +9,12 @@ Sections of results.json: run, summary, training, probes, weights, latents, enta
 [{'path', 'type', 'label'}]}], 'details': {...}}}} with file paths relative to the workdir, or,
 where a workdir lacks the inputs, {'missing': {'reason', 'commands'}} naming the commands that
 would fill it. Training, probe and decoder sections are read from what train.py, probe.py and
-decode.py wrote; probe weights, latents and entanglement are computed here. Features are those of
-config.analysis.split (de Boer / demo: the syllables variant, whose labels are syllable and vowel;
-LibriSpeech: 20480-sample crops with speaker labels); mean features go through the probes' feature
-cache (`<workdir>/probes/cache/`, batch size config.probe.extract_batch_size), so analysing after
-probing the same split costs no encoder pass.
+decode.py wrote; probe weights, latents and entanglement are computed here, on the original's data
+(`AnalysisData`, config.analysis): t-SNE and 3-D scatter on the syllable train split (labels syllable
+and vowel; LibriSpeech: 20480-sample crops with speaker labels), histograms on the word train split,
+total correlation on the word test split. SIM features are samples by default, as the original's;
+mean features go through the probes' feature cache (`<workdir>/probes/cache/`, batch size
+config.probe.extract_batch_size), so analysing after probing the same split costs no encoder pass.
 """
 
 import dataclasses
@@ -33,6 +34,7 @@ from sim_jax.train.checkpoint import (TrainedEncoder, load_config, load_trained_
                                       with_training_data_root)
 
 FIGURES = os.path.join('report', 'figures')  # inside the workdir
+WEIGHT_TABLES = os.path.join('report', 'weights')  # the original's tables, one folder per probe
 # Label kinds used for the 3-D scatter, in order of preference (the original: vowel).
 _SCATTER_LABELS = ('vowel', 'syllable', 'speaker')
 # Probes worth running per dataset: (task, source, bias); '{module}' = the analysed module.
@@ -84,7 +86,8 @@ def default_config_file(trained_config) -> str:
 
 
 def _file(path: str, label: str) -> dict:
-  return {'path': path, 'type': 'wav' if path.endswith('.wav') else 'png', 'label': label}
+  kind = 'wav' if path.endswith('.wav') else 'png' if path.endswith('.png') else 'data'
+  return {'path': path, 'type': kind, 'label': label}
 
 
 def _group(title: str, files: list[dict], note: str = '') -> dict:
@@ -145,17 +148,23 @@ def probes_section(workdir: str, commands: Commands) -> dict:
 
 
 def weights_section(workdir: str, commands: Commands) -> dict:
-  """Probe-weight analysis of every bias-free probe (folders probes/*_nobias*/ with weights.npz)."""
+  """Probe-weight analysis of every bias-free probe (folders probes/*_nobias*/ with weights.npz), on
+  raw-feature-scale weights, with the original's per-class rescaled tables (report/weights/<probe>/)."""
   items = {}
   for probe_dir in _probe_dirs(workdir):
     name = os.path.basename(probe_dir)
     if '_nobias' not in name or not os.path.exists(os.path.join(probe_dir, 'weights.npz')):
       continue
-    result = weights.analyze_probe_weights(probe_dir, os.path.join(workdir, FIGURES))
+    result = weights.analyze_probe_weights(probe_dir, os.path.join(workdir, FIGURES),
+                                           os.path.join(workdir, WEIGHT_TABLES))
     c = result['concentration']
     heatmap, cumulative = (os.path.relpath(p, workdir) for p in result['figures'])
+    tables = [_file(os.path.relpath(p, workdir), 'per-class [−1, 1] table (dims × classes)')
+              for p in result['tables']]
     items[name] = {
-        'numbers': {'classes': c['num_classes'], 'dimensions': c['num_dims'],
+        'numbers': {'probe features': ('standardised (weights mapped back to raw-feature scale)'
+                                       if result['standardized'] else 'raw'),
+                    'classes': c['num_classes'], 'dimensions': c['num_dims'],
                     'mean dims holding 50 % of |w|': c['mean_dims_for_50pct'],
                     'mean dims holding 90 % of |w|': c['mean_dims_for_90pct'],
                     'fraction of dims for 90 %': c['mean_frac_dims_for_90pct'],
@@ -164,9 +173,12 @@ def weights_section(workdir: str, commands: Commands) -> dict:
                     'effective dims exp(entropy)': c['mean_effective_dims'],
                     'most important dims': ', '.join(map(str, result['top_dims'][:8]))},
         'groups': [_group('', [_file(heatmap, 'weights per class, sorted by importance'),
-                               _file(cumulative, 'cumulative share of |w|')])],
-        'details': {'class_names': result['class_names'], 'concentration': c,
-                    'top_dims': result['top_dims']}}
+                               _file(cumulative, 'cumulative share of |w|')]),
+                   _group('The original\'s weight tables', tables,
+                          'each class min-max rescaled to [−1, 1], transposed to (dimensions, classes), '
+                          'as the original\'s main_*_analysis.py')],
+        'details': {'class_names': result['class_names'], 'standardized': result['standardized'],
+                    'concentration': c, 'top_dims': result['top_dims']}}
   if not items:
     return _missing('no bias-free probe (probes/*_nobias*/weights.npz)', commands.probes(bias=False))
   return {'items': items}
@@ -209,7 +221,7 @@ def summary_section(results: dict) -> dict:
   kde = item('entanglement').get('details', {}).get('kde', [])
   if kde and 'standardized_null_tc_mean' in kde[-1]:
     row = kde[-1]
-    out[f'KDE TC unit-variance minus shuffled, {row["channels"]} channels'] = (
+    out[f'KDE TC unit-variance minus shuffled, {row.get("setting", row["channels"])}'] = (
         row['standardized_tc_mean'] - row['standardized_null_tc_mean'])
   out['mean KL(N(m, v) ‖ N(0, 1)) per dim'] = item('latents')['numbers'].get('mean KL(N(m, v) ‖ N(0, 1)) per dim')
   for name, module in results['decoder'].get('items', {}).items():
@@ -246,76 +258,143 @@ class _SubsetSource(data_lib.Source):
 
 @dataclasses.dataclass
 class AnalysisData:
-  """What the latent and entanglement analyses read: the items, their labels and features."""
+  """What the latent and entanglement analyses read (module: the analysed conv module).
 
-  source: data_lib.Source
+  labels / label_names / context / pooled: the t-SNE and 3-D scatter items (config.analysis.tsne_split,
+  syllables; LibriSpeech crops): their labels {name: (N,)}, time-averaged context (N, H) and module
+  output (N, D). histogram: every frame (F, D) of the module on config.analysis.histogram_split (words).
+  kde: the module's Features (frames, offsets) of every item of config.analysis.kde_split (words).
+  """
+
+  class_names: dict           # {label: [class names]}
   label_names: list[str]      # labels with class names, e.g. ['syllable', 'vowel']
-  context: np.ndarray         # (N, H) time-averaged context (GRU output)
-  module: Features            # the analysed module: pooled (N, D), frames (F, D), offsets (N + 1,)
-  title: str                  # e.g. 'SIM module 2 (mean)'
+  labels: dict                # {label: (N,) int}
+  context: np.ndarray         # (N, H)
+  pooled: np.ndarray          # (N, D)
+  histogram: np.ndarray       # (F, D)
+  kde: Features
+  items: dict                 # items analysed per data set: {'t-SNE', 'histograms', 'total correlation'}
+  features: str               # what was read: 'sample' (SIM draws) or 'mean'
+  title: str                  # e.g. 'SIM module 2 (sample)'
 
 
-def _features(config, trained: TrainedEncoder, workdir: str, name: str, source, frames: bool) -> Features:
+def effective_features(cfg, trained: TrainedEncoder) -> str:
+  """'sample' when config.analysis.features asks for it and the encoder has Gaussian heads (SIM),
+  else 'mean' (what GIM / CPC pass on in the original's get_latents)."""
+  gaussian = any(s.gaussian for s in trained.encoder.specs)
+  return 'sample' if cfg.features == 'sample' and gaussian else 'mean'
+
+
+def loader_items(num_items: int, batch_size: int, drop_last: bool, rng: np.random.Generator,
+                 what: str) -> np.ndarray:
+  """Sorted indices of the items a shuffled loader of `batch_size` yields in one epoch: a random
+  floor(N / B)·B of them when `drop_last` (the original's loaders, data/get_dataloader.py:26-40),
+  else all."""
+  if not drop_last:
+    return np.arange(num_items)
+  keep = num_items // batch_size * batch_size
+  if keep == 0:
+    raise AnalysisError(f'{what}: {num_items} items, fewer than one batch of config.analysis.batch_size='
+                        f'{batch_size} (lower it, or set config.analysis.drop_last=False)')
+  return np.sort(rng.choice(num_items, keep, replace=False))
+
+
+def item_frames(feats: Features, items: np.ndarray) -> np.ndarray:
+  """The frames (F', D) of `items` of Features with frames and offsets."""
+  rows = np.concatenate([np.arange(feats.offsets[i], feats.offsets[i + 1]) for i in items])
+  return np.asarray(feats.frames[rows])
+
+
+def _split_source(config, split: str, variant: str, rng: np.random.Generator):
+  """Split `split` of the corpus (a random config.analysis.max_items of it when set)."""
+  source = data_lib.make_source(config.data, split, variant)
+  if 0 <= config.analysis.max_items < len(source):
+    keep = np.sort(rng.choice(len(source), config.analysis.max_items, replace=False))
+    source = _SubsetSource(source, keep)
+  return source
+
+
+def _features(config, trained: TrainedEncoder, workdir: str, name: str, source, frames: bool,
+              features: str, stream: int) -> Features:
   """Features `name` of every item of `source`: mean features through the probes' cache, SIM
-  samples drawn afresh."""
+  samples drawn afresh (PRNG key: config.analysis.seed folded with `stream`, one per data set)."""
   cfg = config.analysis
-  feature = feature_source(trained, name, cfg.features)
+  feature = feature_source(trained, name, features)
   common = dict(batch_size=config.probe.extract_batch_size, epoch=0, seed=cfg.seed, frames=frames)
   if feature.sample:
-    return extract(trained, feature, source, key=jax.random.PRNGKey(cfg.seed),
-                   desc=f'{name} features', **common)
+    return extract(trained, feature, source, key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed), stream),
+                   desc=f'{name} features ({source.split} {source.variant})', **common)
   return cached_features(os.path.join(workdir, 'probes', 'cache'), trained, feature, source,
                          data_config=config.data, **common)
 
 
 def load_analysis_data(config, trained: TrainedEncoder, workdir: str, module: int) -> AnalysisData:
-  """The split config.analysis.split (a random config.analysis.max_items of it) and its features."""
+  """The three data sets of the analyses (see AnalysisData) and their features."""
   cfg = config.analysis
-  variant = 'words' if config.data.name == 'librispeech' else 'syllables'
-  source = data_lib.make_source(config.data, cfg.split, variant)
-  if 0 <= cfg.max_items < len(source):
-    keep = np.sort(np.random.default_rng(cfg.seed).choice(len(source), cfg.max_items, replace=False))
-    source = _SubsetSource(source, keep)
-  if len(source) < 3:
-    raise AnalysisError(f'{config.data.name} {cfg.split} split: {len(source)} items; the analysis '
+  rng = np.random.default_rng(cfg.seed)
+  features = effective_features(cfg, trained)
+  labelled_variant = 'words' if config.data.name == 'librispeech' else 'syllables'
+  labelled = _split_source(config, cfg.tsne_split, labelled_variant, rng)
+  chosen = loader_items(len(labelled), cfg.batch_size, cfg.drop_last, rng,
+                        f'{config.data.name} {cfg.tsne_split} {labelled_variant}')
+  if len(chosen) < 3:
+    raise AnalysisError(f'{config.data.name} {cfg.tsne_split} split: {len(chosen)} items; the analysis '
                         'needs at least 3 (config.analysis.max_items)')
-  label_names = [k for k in source.labels if k in source.class_names]
-  context = _features(config, trained, workdir, 'context', source, frames=False)
-  feats = _features(config, trained, workdir, f'module_{module}', source, frames=True)
-  return AnalysisData(source, label_names, context.pooled, feats,
-                      f'{trained.config.model.kind.upper()} module {module} ({cfg.features})')
+  label_names = [k for k in labelled.labels if k in labelled.class_names]
+  module_name = f'module_{module}'
+  context = _features(config, trained, workdir, 'context', labelled, False, features, 0).pooled[chosen]
+  pooled = _features(config, trained, workdir, module_name, labelled, False, features, 1).pooled[chosen]
+  words = _split_source(config, cfg.histogram_split, 'words', rng)
+  histogram_items = loader_items(len(words), cfg.batch_size, cfg.drop_last, rng,
+                                 f'{config.data.name} {cfg.histogram_split} words')
+  histogram = item_frames(_features(config, trained, workdir, module_name, words, True, features, 2),
+                          histogram_items)
+  kde_source = _split_source(config, cfg.kde_split, 'words', rng)
+  kde = _features(config, trained, workdir, module_name, kde_source, True, features, 3)
+  return AnalysisData(
+      labelled.class_names, label_names, {k: labelled.labels[k][chosen] for k in label_names}, context,
+      pooled, histogram, kde,
+      {'t-SNE': len(chosen), 'histograms': len(histogram_items), 'total correlation': len(kde_source)},
+      features, f'{trained.config.model.kind.upper()} module {module} ({features})')
 
 
 def latents_section(data: AnalysisData, cfg, workdir: str) -> dict:
-  """t-SNE of the context, 3-D scatter of the most informative channels, histograms, per-dim stats."""
+  """t-SNE of the context (fitted on every item, at most tsne_per_class plotted per class), 3-D
+  scatter of the most informative channels, histograms and per-dimension statistics."""
   rng = np.random.default_rng(cfg.seed)
-  source, labels = data.source, data.source.labels
+  labels = data.labels
   path = lambda name: os.path.join(workdir, FIGURES, name)  # noqa: E731
   primary = data.label_names[0]
-  chosen = latents.per_class_subset(labels[primary], cfg.tsne_per_class, rng)
   started = time.time()
-  embedding = latents.tsne(data.context[chosen], cfg.tsne_perplexity, cfg.tsne_max_iter, cfg.seed)
+  embedding = latents.tsne(data.context, cfg.tsne_perplexity, cfg.tsne_max_iter, cfg.seed)
   tsne_seconds = time.time() - started
-  latents.plot_tsne(embedding, {k: labels[k][chosen] for k in data.label_names}, source.class_names,
-                    path('tsne_context.png'), f't-SNE of the time-averaged context ({len(chosen)} items)')
+  shown = latents.per_class_subset(labels[primary], cfg.tsne_per_class, rng)
+  latents.plot_tsne(embedding[shown], {k: labels[k][shown] for k in data.label_names}, data.class_names,
+                    path('tsne_context.png'), f't-SNE of the time-averaged context, fitted on '
+                    f'{len(embedding)} {cfg.tsne_split} items, {len(shown)} shown')
 
   scatter_label = next((k for k in _SCATTER_LABELS if k in data.label_names), primary)
   y = labels[scatter_label]
-  channels, f_stat = latents.informative_channels(data.module.pooled, y, 3)
-  shown = latents.per_class_subset(y, max(1000 // len(source.class_names[scatter_label]), 1), rng)
-  latents.plot_scatter3d(data.module.pooled[shown][:, channels], y[shown],
-                         source.class_names[scatter_label], channels, path('scatter3d.png'),
+  channels, f_stat = latents.informative_channels(data.pooled, y, 3)
+  scattered = latents.per_class_subset(y, max(1000 // len(data.class_names[scatter_label]), 1), rng)
+  latents.plot_scatter3d(data.pooled[scattered][:, channels], y[scattered],
+                         data.class_names[scatter_label], channels, path('scatter3d.png'),
                          f'{data.title}, time-averaged: the 3 channels with the largest F for {scatter_label}')
 
-  frames = np.asarray(data.module.frames)  # (F, D)
+  frames = data.histogram  # (F, D)
   stats = latents.dimension_stats(frames)
   dims = np.arange(min(cfg.histogram_dims, frames.shape[1]))
-  latents.plot_histograms(frames, dims, path('histograms.png'), f'{data.title}: every frame, N(0, 1) in red')
+  latents.plot_histograms(frames, dims, path('histograms.png'),
+                          f'{data.title}, {cfg.histogram_split} words: every frame, N(0, 1) in red',
+                          cfg.histogram_range)
   latents.plot_dimension_stats(stats, path('dimension_stats.png'), f'{data.title}: per-dimension statistics')
   figure = lambda name, label: _file(os.path.join(FIGURES, name), label)  # noqa: E731
   return {'items': {'': {
-      'numbers': {'items': len(source), 'frames': stats['num_frames'], 'dimensions': stats['num_dims'],
-                  't-SNE points': len(chosen), 't-SNE seconds': tsne_seconds,
+      'numbers': {'t-SNE items (fitted)': len(embedding), 't-SNE points shown': len(shown),
+                  't-SNE perplexity': latents.tsne_perplexity(len(embedding), cfg.tsne_perplexity),
+                  't-SNE seconds': tsne_seconds,
+                  'histogram items': data.items['histograms'], 'frames': stats['num_frames'],
+                  'dimensions': stats['num_dims'],
                   f'3-D scatter channels (largest F for {scatter_label})': ', '.join(map(str, channels)),
                   '3-D scatter F values': ', '.join(f'{f_stat[c]:.3g}' for c in channels),
                   'mean KL(N(m, v) ‖ N(0, 1)) per dim': stats['mean_kl'],
@@ -329,39 +408,44 @@ def latents_section(data: AnalysisData, cfg, workdir: str) -> dict:
           _group('Per-dimension distributions', [
               figure('histograms.png', 'histograms of the first dimensions'),
               figure('dimension_stats.png', 'mean, variance, KL per dimension')],
-                 note=f'histograms of dims 0–{len(dims) - 1}')],
+                 note=f'histograms of dims 0–{len(dims) - 1}, {cfg.histogram_split} words')],
       'details': {'scatter_label': scatter_label, 'scatter_channels': channels, 'f_statistic': f_stat,
                   'mean': stats['mean'], 'var': stats['var'], 'kl': stats['kl']}}}}
 
 
 def entanglement_section(data: AnalysisData, cfg, workdir: str) -> dict:
-  """Gaussian total correlation over all dims and the original's KDE estimate on channel subsets."""
+  """Gaussian total correlation over all dims and the original's KDE estimate at each setting."""
   started = time.time()
-  frames = np.asarray(data.module.frames)  # (F, D)
+  frames = np.asarray(data.kde.frames)  # (F, D)
   gaussian = entanglement.gaussian_tc_summary(frames, cfg.seed)
-  kde = entanglement.kde_tc_table(frames, data.module.offsets, tuple(cfg.kde_channels), cfg.kde_times,
-                                  cfg.kde_max_signals, cfg.kde_repeats, cfg.kde_bandwidth, cfg.seed)
+  kde = entanglement.kde_tc_table(frames, data.kde.offsets, [tuple(s) for s in cfg.kde_settings],
+                                  cfg.kde_repeats, cfg.kde_bandwidth, cfg.kde_batch_size, cfg.drop_last,
+                                  cfg.kde_max_vectors, cfg.seed)
   entanglement.plot_kde_table(kde, os.path.join(workdir, FIGURES, 'total_correlation.png'),
-                              f'{data.title}: KDE total correlation')
+                              f'{data.title}, {cfg.kde_split} words: KDE total correlation')
   numbers = {'Gaussian TC, all dims (nats)': gaussian['tc'],
              'Gaussian TC of shuffled data (bias)': gaussian['null_tc'],
              'Gaussian TC excess over shuffled': gaussian['excess_tc'],
              'Gaussian TC excess per dim': gaussian['excess_tc_per_dim'],
              'Gaussian TC dims / frames': f'{gaussian["dims"]} / {gaussian["samples"]}'}
   for row in kde:
-    c = row['channels']
-    numbers[f'KDE TC, {c} channels'] = f'{row["tc_mean"]:.4g} ± {row["tc_std"]:.2g}'
-    numbers[f'KDE TC of shuffled, {c} channels'] = row['null_tc_mean']
-    numbers[f'KDE TC unit-variance, {c} channels'] = (f'{row["standardized_tc_mean"]:.4g} ± '
-                                                      f'{row["standardized_tc_std"]:.2g}')
-    numbers[f'KDE TC unit-variance of shuffled, {c} channels'] = row['standardized_null_tc_mean']
-    numbers[f'Gaussian TC same samples, {c} channels'] = row['gaussian_tc_mean']
+    c = row['setting']
+    numbers[f'KDE TC, {c}'] = f'{row["tc_mean"]:.4g} ± {row["tc_std"]:.2g}'
+    numbers[f'KDE TC samples, {c}'] = (f'{row["samples"]} vectors of {row["items"]} items'
+                                       + (' (capped)' if row['capped'] else ''))
+    numbers[f'KDE TC of shuffled, {c}'] = row['null_tc_mean']
+    numbers[f'KDE TC unit-variance, {c}'] = (f'{row["standardized_tc_mean"]:.4g} ± '
+                                             f'{row["standardized_tc_std"]:.2g}')
+    numbers[f'KDE TC unit-variance of shuffled, {c}'] = row['standardized_null_tc_mean']
+    numbers[f'Gaussian TC same samples, {c}'] = row['gaussian_tc_mean']
   numbers['seconds'] = time.time() - started
-  note = (f'KDE samples: {cfg.kde_times} random frames per item, {cfg.kde_max_signals} samples, '
-          f'bandwidth {cfg.kde_bandwidth}, {cfg.kde_repeats} repeats')
+  note = (f'{data.items["total correlation"]} {cfg.kde_split} items in batches of {cfg.kde_batch_size}'
+          f'{" (whole batches only)" if cfg.drop_last else ""}; bandwidth {cfg.kde_bandwidth}, '
+          f'{cfg.kde_repeats} repeats' + (f'; at most {cfg.kde_max_vectors} vectors per estimate'
+                                          if cfg.kde_max_vectors > 0 else ''))
   return {'items': {'': {
       'numbers': numbers,
-      'groups': [_group('', [_file(os.path.join(FIGURES, 'total_correlation.png'), 'KDE TC vs channels')],
+      'groups': [_group('', [_file(os.path.join(FIGURES, 'total_correlation.png'), 'KDE TC per setting')],
                         note)],
       'details': {'gaussian': gaussian, 'kde': kde}}}}
 
@@ -376,14 +460,16 @@ def workdir_config(workdir: str):
   return config
 
 
-def _check_settings(cfg, trained: TrainedEncoder) -> None:
+def _check_settings(cfg) -> None:
   if cfg.features not in ('mean', 'sample'):
     raise AnalysisError(f"config.analysis.features={cfg.features!r}: use 'mean' or 'sample'")
-  if cfg.features == 'sample' and not any(s.gaussian for s in trained.encoder.specs):
-    raise AnalysisError(f"config.analysis.features='sample' needs a SIM encoder; this one is "
-                        f"{trained.config.model.kind!r} — use 'mean'")
-  if cfg.split not in ('train', 'test'):
-    raise AnalysisError(f"config.analysis.split={cfg.split!r}: use 'train' or 'test'")
+  for key in ('tsne_split', 'histogram_split', 'kde_split'):
+    if cfg[key] not in ('train', 'test'):
+      raise AnalysisError(f"config.analysis.{key}={cfg[key]!r}: use 'train' or 'test'")
+  for setting in cfg.kde_settings:
+    if len(setting) != 3 or any(not isinstance(v, int) or v == 0 or v < -1 for v in setting):
+      raise AnalysisError(f'config.analysis.kde_settings: {setting!r} is not a (channels, frames per '
+                          'item, audio items) triple of positive integers or -1 (all)')
 
 
 def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = False) -> dict:
@@ -406,22 +492,27 @@ def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = 
   else:
     trained = load_trained_encoder(workdir, cfg.checkpoint)
     config = with_training_data_root(config, trained.config)
-    _check_settings(cfg, trained)
+    _check_settings(cfg)
     trained_config = trained.config
     module = analysed_module(trained, cfg.module)
     data = load_analysis_data(config, trained, workdir, module)
     model = trained.config.model
+    labelled = 'crops' if config.data.name == 'librispeech' else 'syllables'
     results = {
         'run': {'items': {'': {'numbers': {
             'workdir': os.path.abspath(workdir), 'kind': model.kind, 'dataset': trained.config.data.name,
             'channels': model.channels, 'GRU hidden': model.gru_hidden,
             'checkpoint': os.path.relpath(trained.path, workdir), 'encoder step': trained.step,
-            'analysed module': module, 'features': cfg.features, 'split': cfg.split,
-            'variant': data.source.variant, 'items analysed': len(data.source),
+            'analysed module': module, 'features': data.features,
+            't-SNE / 3-D scatter items': f'{data.items["t-SNE"]} {cfg.tsne_split} {labelled}',
+            'histogram items': f'{data.items["histograms"]} {cfg.histogram_split} words',
+            'total-correlation items': f'{data.items["total correlation"]} {cfg.kde_split} words',
             'labels': ', '.join(data.label_names)}}}},
         'latents': latents_section(data, cfg, workdir),
         'entanglement': entanglement_section(data, cfg, workdir),
-        'settings': cfg.to_dict()}
+        'settings': {**cfg.to_dict(), 'effective': {
+            'encoder_checkpoint': os.path.relpath(trained.path, workdir), 'encoder_step': trained.step,
+            'module': module, 'features': data.features, 'items': data.items}}}
   results['run']['name'] = os.path.basename(os.path.abspath(workdir))
   commands = Commands(config_file or default_config_file(trained_config), workdir, config.data.name, module)
   results.update(training=training_section(workdir, commands), probes=probes_section(workdir, commands),

@@ -1,8 +1,14 @@
 """Probe-weight analysis: how many latent dimensions a bias-free linear probe relies on per class.
 
-The original (reference-semantics §7, `main_{speakers,vowel_classifier}_analysis.py`) rescales each
-class's weight vector to [−1, 1] (min-max) and dumps the table; the paper's heatmaps were drawn from
-it offline. Here the heatmaps are drawn (classes × dimensions, dimensions sorted by importance) and
+The original (reference-semantics §7) rescales each class's weight vector to [−1, 1] (min-max,
+utils/utils.py:120-129 `rescale_between_neg1_and_1` on axis 1), transposes it to (dimensions,
+classes) and saves `vowel_classifier_weights.npy/.csv` / `speaker_classifier_weights.npy/.csv`
+(post_hoc_analysis/interpretability/main_vowel_classifier_analysis.py:198-211,
+main_speakers_analysis.py:65-79); the paper's heatmaps were drawn from those tables offline.
+`write_weight_table` writes the same tables. The weights are those of a bias-free probe on raw
+features, as the original's; a probe trained on standardised features (probe.standardize=True)
+is read mapped back to raw-feature scale (`load_probe_weights`), and the analysis says so.
+Here the heatmaps are drawn too (classes × dimensions, dimensions sorted by importance) and
 concentration is summarised by numbers computed on the raw weights |w| (per-class min-max rescaling
 shifts zero, so it cannot measure concentration): the number of dimensions that hold 50 % / 90 % of
 a class's absolute weight and the entropy of p_d = |w_d| / Σ|w| (exp(entropy) = effective number of
@@ -74,19 +80,51 @@ def concentration(weights: np.ndarray) -> dict:
   return out
 
 
-def load_probe_weights(probe_dir: str) -> tuple[np.ndarray, list[str]]:
-  """The (classes, D) weight matrix and class names of a probe folder's weights.npz."""
-  path = os.path.join(probe_dir, 'weights.npz')
+def load_probe_weights(path: str) -> tuple[np.ndarray, list[str], bool]:
+  """Raw-feature-scale weights (classes, D), class names and whether the probe was trained on
+  standardised features, from a probe's weights.npz.
+
+  'weights' (D, classes), when the file has it, is already on the raw-feature scale. Otherwise the
+  'kernel' acts on standardised features, logits = ((x − mean) / std)·kernel + bias, so the
+  raw-scale weights are kernel / std per dimension (the constant −mean/std·kernel joins the bias).
+  """
   if not os.path.exists(path):
     raise ProbeWeightsError(f'{path} does not exist; rerun the probe for that folder')
   with np.load(path, allow_pickle=False) as f:
-    if 'kernel' not in f or f['kernel'].ndim != 2:
-      raise ProbeWeightsError(f"{path}: no 2-D 'kernel' (D, classes) array")
-    kernel = np.asarray(f['kernel'], np.float64)  # (D, K)
+    key = 'weights' if 'weights' in f else 'kernel'
+    if key not in f or f[key].ndim != 2:
+      raise ProbeWeightsError(f"{path}: no 2-D 'weights' or 'kernel' (D, classes) array")
+    weights = np.asarray(f[key], np.float64)  # (D, K)
+    std = np.asarray(f['feature_std'], np.float64) if 'feature_std' in f else np.ones(len(weights))
+    if key == 'kernel':
+      weights = weights / std[:, None]
+    standardized = bool(f['standardized']) if 'standardized' in f else bool(np.any(std != 1.0))
     names = [str(n) for n in f['class_names']] if 'class_names' in f else []
-  if len(names) != kernel.shape[1]:
-    names = [str(i) for i in range(kernel.shape[1])]
-  return kernel.T, names
+  if len(names) != weights.shape[1]:
+    names = [str(i) for i in range(weights.shape[1])]
+  return weights.T, names, standardized
+
+
+# The original's file stem per probe task (main_vowel_classifier_analysis.py:211,
+# main_speakers_analysis.py:77); syllables and phones follow the same pattern.
+TABLE_STEMS = {'vowels': 'vowel_classifier_weights', 'speakers': 'speaker_classifier_weights',
+               'syllables': 'syllable_classifier_weights', 'phones': 'phone_classifier_weights'}
+
+
+def write_weight_table(weights: np.ndarray, task: str, out_dir: str) -> list[str]:
+  """The original's table of a bias-free probe's weights (classes, D): each class min-max rescaled
+  to [−1, 1], transposed to (D, classes), as `<stem>.npy` and `<stem>.csv` in `out_dir`."""
+  table = rescale_per_class(weights).T  # (D, K)
+  os.makedirs(out_dir, exist_ok=True)
+  stem = os.path.join(out_dir, TABLE_STEMS.get(task, f'{task}_classifier_weights'))
+
+  def write_npy(tmp):
+    with open(tmp, 'wb') as f:  # a file object: given a name, np.save would append '.npy'
+      np.save(f, table)
+
+  io.atomic_write(stem + '.npy', write_npy)
+  io.atomic_write(stem + '.csv', lambda tmp: np.savetxt(tmp, table, delimiter=','))
+  return [stem + '.npy', stem + '.csv']
 
 
 def plot_weight_heatmap(weights: np.ndarray, class_names: list[str], path: str, title: str,
@@ -142,13 +180,16 @@ def plot_cumulative_weight(weights: np.ndarray, class_names: list[str], path: st
   io.save_figure(fig, path)
 
 
-def analyze_probe_weights(probe_dir: str, figure_dir: str) -> dict:
-  """Concentration numbers and the two figures for one bias-free probe folder.
+def analyze_probe_weights(probe_dir: str, figure_dir: str, table_dir: str) -> dict:
+  """Concentration numbers, the two figures (into `figure_dir`) and the original's weight table
+  (into `table_dir`/<probe name>/) for one bias-free probe folder, on raw-feature-scale weights.
 
-  Returns {'probe', 'concentration', 'top_dims', 'figures'}; figures are written into `figure_dir`.
+  Returns {'probe', 'class_names', 'standardized', 'concentration', 'top_dims', 'figures', 'tables'}.
   """
-  weights, class_names = load_probe_weights(probe_dir)
+  weights, class_names, standardized = load_probe_weights(os.path.join(probe_dir, 'weights.npz'))
   name = os.path.basename(os.path.normpath(probe_dir))
+  task = io.read_json(os.path.join(probe_dir, 'results.json')).get('task', name.split('_')[0])
+  tables = write_weight_table(weights, task, os.path.join(table_dir, name))
   heatmap = os.path.join(figure_dir, f'weights_{name}.png')
   cumulative = os.path.join(figure_dir, f'weights_cumulative_{name}.png')
   stats = concentration(weights)
@@ -156,6 +197,6 @@ def analyze_probe_weights(probe_dir: str, figure_dir: str) -> dict:
                       f'{name}: probe weights, {stats["mean_dims_for_50pct"]:.1f} / '
                       f'{stats["mean_dims_for_90pct"]:.1f} dims hold 50 % / 90 % of |w| (mean class)')
   plot_cumulative_weight(weights, class_names, cumulative, f'{name}: concentration of |w|')
-  return {'probe': name, 'class_names': class_names, 'concentration': stats,
+  return {'probe': name, 'class_names': class_names, 'standardized': standardized, 'concentration': stats,
           'top_dims': importance_order(weights)[:16].tolist(),
-          'figures': [heatmap, cumulative]}
+          'figures': [heatmap, cumulative], 'tables': tables}

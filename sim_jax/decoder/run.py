@@ -21,7 +21,7 @@ import numpy as np
 from sim_jax import data as data_lib
 from sim_jax import io
 from sim_jax.decoder import media, score, traversals
-from sim_jax.decoder.latents import LatentSource, latent_source, latents
+from sim_jax.decoder.latents import OUTPUT_DRAWS, LatentSource, draw_key, latent_source, latents
 from sim_jax.decoder.train import module_dir, train_decoder
 from sim_jax.train.checkpoint import load_trained_encoder, with_training_data_root
 
@@ -34,14 +34,18 @@ class _Stage:
     self.source = source
     self.out_dir = out_dir
     self.variables = {'params': params}  # the decoder's variables
-    encode = jax.jit(functools.partial(latents, trained.encoder, source))
-    self._encode = lambda audio: encode(trained.variables, audio, jax.random.PRNGKey(self.cfg.seed + 2))
+    self._encode = jax.jit(functools.partial(latents, trained.encoder, source, trained.variables))
     self.decode_fn = jax.jit(decoder.apply)  # (variables, z (B, L, C)) -> (B, T)
 
-  def encode_items(self, data_source, indices) -> tuple[np.ndarray, np.ndarray]:
-    """Audio (n, T) and latents (n, L, C) of items `indices` of `data_source`."""
-    audio = data_source.load(np.asarray(indices), data_lib.crop_key(self.cfg.seed, 0, 0))['audio']
-    return audio, score.map_batches(self._encode, audio, self.cfg.batch_size)
+  def encode_items(self, data_source, indices, stream: int) -> tuple[np.ndarray, np.ndarray]:
+    """Audio (n, T) and latents (n, L, C) of items `indices` of `data_source`; SIM draws from
+    `draw_key(seed, OUTPUT_DRAWS, stream)` and each item's index (one stream per output, so the two
+    ends of an interpolation never share noise)."""
+    indices = np.asarray(indices, np.int32)
+    audio = data_source.load(indices, data_lib.crop_key(self.cfg.seed, 0, 0))['audio']
+    key = draw_key(self.cfg.seed, OUTPUT_DRAWS, stream)
+    z = score.map_batches(lambda a, i: self._encode(a, key, i), audio, self.cfg.batch_size, indices)
+    return audio, z
 
   def decode(self, z) -> np.ndarray:
     """Waveforms (n, T) of latents (n, L, C)."""
@@ -69,7 +73,7 @@ def _figure(rel_path: str, label: str) -> dict:
 def write_reconstructions(stage: _Stage, test_source) -> dict:
   """The first `num_reconstructions` test items, original and decoded, with a comparison figure."""
   n = min(stage.cfg.num_reconstructions, len(test_source))
-  audio, z = stage.encode_items(test_source, np.arange(n))
+  audio, z = stage.encode_items(test_source, np.arange(n), stream=0)
   decoded = stage.decode(z)
   files = []
   for i in range(n):
@@ -133,8 +137,8 @@ def write_traversals(stage: _Stage, items: list, sweep_dims: list[int] | None, s
   `traversal_items`; `sweep_dims` from `traversals.parse_sweep_dims` (None: chosen by the probe)."""
   cfg = stage.cfg
   (name_a, source_a, index_a), (name_b, source_b, index_b) = items
-  audio_a, z_a = (x[0] for x in stage.encode_items(source_a, [index_a]))
-  audio_b, z_b = (x[0] for x in stage.encode_items(source_b, [index_b]))
+  audio_a, z_a = (x[0] for x in stage.encode_items(source_a, [index_a], stream=1))
+  audio_b, z_b = (x[0] for x in stage.encode_items(source_b, [index_b], stream=2))
   a, b = media.plain_name(name_a), media.plain_name(name_b)
   ends = [stage.wav(f'traversals/{a}_original.wav', audio_a, f'{a} original'),
           stage.wav(f'traversals/{b}_original.wav', audio_b, f'{b} original')]
@@ -174,7 +178,7 @@ def write_score(stage: _Stage, test_source) -> dict:
   """The interpolation contribution score on the test split, and its curve."""
   cfg = stage.cfg
   items, pairs = score.choose_pairs(len(test_source), cfg.score_items, cfg.score_pairs, cfg.seed)
-  _, z = stage.encode_items(test_source, items)
+  _, z = stage.encode_items(test_source, items, stream=3)
   result = score.contribution_score(stage.decode_fn, stage.variables, z, pairs,
                                     score.score_ks(stage.source.width), cfg.batch_size)
   media.plot_score_curve(result['k'], result['relative'],
@@ -192,6 +196,15 @@ def reconstruction_summary(stats: dict, mean_decoded: np.ndarray) -> dict:
   return {'test_loss': stats['loss'], 'test_mse': stats['mse'], 'signal_power': stats['power'],
           'mean_latent_mse': mean_latent_mse,
           'snr_db': float(10 * np.log10(stats['power'] / max(stats['mse'], 1e-20)))}
+
+
+def effective_settings(config, workdir: str, trained, source: LatentSource) -> dict:
+  """What produced a results.json: the encoder checkpoint (as asked, its folder and step), the
+  latents actually decoded ('sample' or 'mean', their source), the splits and config.decoder."""
+  return {'encoder_checkpoint': config.decoder.checkpoint,
+          'encoder_checkpoint_path': os.path.relpath(trained.path, workdir), 'encoder_step': trained.step,
+          'features': source.features, 'latent_source': source.name, 'train_split': 'train',
+          'evaluation_split': 'test', 'decoder': config.decoder.to_dict()}
 
 
 def run(config, workdir: str) -> dict:
@@ -219,9 +232,10 @@ def run(config, workdir: str) -> dict:
   sections.append(_section('score', 'Interpolation contribution score',
                            [_figure('score_curve.png', 'relative error vs k')]))
   sections.append(_section('training', 'Decoder training', [_figure('loss_curve.png', 'loss')]))
-  results = {'module': source.module, 'latents': cfg.latents, 'loss': cfg.loss,
+  results = {'module': source.module, 'latents': source.features, 'loss': cfg.loss,
              'encoder_step': trained.step, 'decoder_step': int(state.step),
-             'reconstruction': summary, 'contribution_score': contribution}
+             'reconstruction': summary, 'contribution_score': contribution,
+             'settings': effective_settings(config, workdir, trained, source)}
   io.write_json(os.path.join(out_dir, 'results.json'), results)
   io.write_json(os.path.join(out_dir, 'outputs.json'), {'module': source.module, 'sections': sections})
   return results

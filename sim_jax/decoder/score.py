@@ -31,14 +31,16 @@ def score_ks(width: int) -> list[int]:
   return ks + [width]
 
 
-def map_batches(fn: Callable, x, batch_size: int) -> np.ndarray:
+def map_batches(fn: Callable, x, batch_size: int, *more) -> np.ndarray:
   """fn over x (N, ...) in batches of exactly `batch_size` (the last one zero-padded, so a jitted fn
-  compiles once), concatenated to (N, ...) on the host."""
-  x = np.asarray(x)
-  pad = -len(x) % batch_size
-  padded = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
-  out = [np.asarray(fn(padded[s:s + batch_size])) for s in range(0, len(padded), batch_size)]
-  return np.concatenate(out)[:len(x)]
+  compiles once), concatenated to (N, ...) on the host; arrays `more` (N, ...) are batched alongside
+  and passed as further arguments."""
+  arrays = [np.asarray(a) for a in (x,) + more]
+  n = len(arrays[0])
+  pad = -n % batch_size
+  padded = [np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a for a in arrays]
+  out = [np.asarray(fn(*(a[s:s + batch_size] for a in padded))) for s in range(0, n + pad, batch_size)]
+  return np.concatenate(out)[:n]
 
 
 def choose_pairs(num_items: int, max_items: int, max_pairs: int, seed: int):

@@ -3,8 +3,8 @@
 Layout of `<workdir>/decoder/module_<i>/`: checkpoints/<step>/ (latest, the resume point), best/
 (lowest test loss), settings.json (what the training depends on; a resume must match it),
 metrics.jsonl (train loss per logged step, test loss and MSE per epoch), loss_curve.png. The run is
-a function of (config, seed): batch order, crops and SIM draws depend only on (seed, epoch, step),
-so a resumed run replays the same data.
+a function of (config, seed): batch order, crops and SIM draws depend only on (seed, epoch, step)
+(the draws also on the item: `latents.latents`), so a resumed run replays the same data and noise.
 """
 
 import functools
@@ -25,7 +25,8 @@ from tqdm import tqdm
 from sim_jax import data as data_lib
 from sim_jax import io
 from sim_jax.decoder.media import plot_decoder_loss
-from sim_jax.decoder.latents import DecoderError, LatentSource, latent_frames, latents
+from sim_jax.decoder.latents import (TEST_DRAWS, TRAIN_DRAWS, DecoderError, LatentSource, draw_key,
+                                     latent_frames, latents)
 from sim_jax.decoder.losses import mse_loss, reconstruction_loss
 from sim_jax.decoder.nets import Decoder, decoded_length, make_decoder
 from sim_jax.models import Encoder
@@ -69,10 +70,11 @@ def train_step(state: DecoderState, enc_vars, batch, key, *, encoder: Encoder, s
   """One Adam step of the decoder on the frozen encoder's latents of batch['audio'] (B, T).
 
   The loss is the mean over the items with batch['mask'] 1 (padding and broken files never count).
+  `key` is the step's (`draw_key(seed, TRAIN_DRAWS, epoch, step)`); SIM draws fold in batch['index'].
   Pure; jitted with the modules and settings static, so equal settings share one compilation.
   """
   audio, mask = batch['audio'], batch['mask']  # (B, T), (B,)
-  z = latents(encoder, source, enc_vars, audio, key)  # (B, L, C)
+  z = latents(encoder, source, enc_vars, audio, key, batch['index'])  # (B, L, C)
   loss_fn = reconstruction_loss(loss)
   tx = optax.adam(learning_rate)
 
@@ -92,7 +94,7 @@ def eval_step(params, enc_vars, batch, key, *, encoder: Encoder, source: LatentS
   """Sums over the unmasked items of a batch: the loss, MSE and signal power ('loss', 'mse',
   'power'), the latents ('z' (L, C), 'z_sq' (C,)) and the audio ('audio' (T,)); and their 'count'."""
   audio, mask = batch['audio'], batch['mask']  # (B, T), (B,)
-  z = latents(encoder, source, enc_vars, audio, key)  # (B, L, C)
+  z = latents(encoder, source, enc_vars, audio, key, batch['index'])  # (B, L, C)
   sums = mask @ item_terms(reconstruction_loss(loss), decoder.apply({'params': params}, z), audio)
   return {'loss': sums[0], 'mse': sums[1], 'power': sums[2], 'count': jnp.sum(mask),
           'z': jnp.einsum('blc,b->lc', z, mask), 'z_sq': jnp.einsum('blc,b->c', jnp.square(z), mask),
@@ -116,16 +118,17 @@ def test_statistics(evaluate, params, enc_vars, test_source, decoder_config, sha
                     prefetch: int) -> dict:
   """Means over the test split (the last batch padded and masked; at most eval_steps batches):
   'loss', 'mse', 'power' (mean square of the audio), 'mean_latent' (L, C), 'latent_mean' and
-  'latent_std' per dimension (C,) over items and frames, 'mean_audio' (T,)."""
+  'latent_std' per dimension (C,) over items and frames, 'mean_audio' (T,). SIM draws: the same
+  every epoch, a different one per item."""
   cfg = decoder_config
-  key = jax.random.PRNGKey(cfg.seed + 1)  # the same SIM draws every epoch
+  key = draw_key(cfg.seed, TEST_DRAWS)
   totals = None
   with data_lib.batches(test_source, cfg.batch_size, seed=cfg.seed, epoch=0, shuffle=False,
                         drop_last=False, sharding=sharding, prefetch=prefetch) as batches:
     for i, batch in enumerate(batches):
       if i == cfg.eval_steps:
         break
-      sums = evaluate(params, enc_vars, batch, jax.random.fold_in(key, i))
+      sums = evaluate(params, enc_vars, batch, key)
       totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
   totals = jax.device_get(totals)
   count = float(totals['count'])
@@ -205,7 +208,6 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
     modules = dict(encoder=trained.encoder, source=source, decoder=decoder, loss=cfg.loss)
     step_fn = functools.partial(train_step, **modules, learning_rate=cfg.learning_rate)
     evaluate = functools.partial(eval_step, **modules)
-    base_key = jax.random.PRNGKey(cfg.seed)
     step = int(state.step)
     stats = None
     with StopRequest() as stop:
@@ -220,7 +222,7 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
           for i, batch in zip(range(first, steps_per_epoch), batches):
             if stop.requested:
               break
-            state, loss = step_fn(state, enc_vars, batch, jax.random.fold_in(base_key, step))
+            state, loss = step_fn(state, enc_vars, batch, draw_key(cfg.seed, TRAIN_DRAWS, epoch, i))
             running, count, step = running + loss, count + 1, step + 1
             bar.update(1)
             if step % cfg.log_every_steps == 0 or i == steps_per_epoch - 1:

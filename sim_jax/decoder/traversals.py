@@ -13,6 +13,7 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
+from sim_jax.analysis.weights import load_probe_weights
 from sim_jax.decoder.latents import DecoderError
 from sim_jax.decoder.score import dimension_ranks
 
@@ -70,19 +71,22 @@ def parse_sweep_dims(dims: str, width: int) -> list[int] | None:
 
 def sweep_dimensions(chosen: list[int] | None, probe_weights: str, num: int, std: np.ndarray,
                      probe_hint: str = '') -> tuple[list, str]:
-  """The dims to sweep and why: `chosen` (`parse_sweep_dims`) if given, else the `num` rows of the
-  probe kernel (D, classes) in `probe_weights` with the largest L2 norm, else the `num` dims of
-  largest `std` (`probe_hint`, the command making the probe, then goes into the why)."""
+  """The dims to sweep and why: `chosen` (`parse_sweep_dims`) if given, else the `num` dims whose
+  raw-feature-scale probe weights (`analysis.weights.load_probe_weights` of `probe_weights`) have
+  the largest L2 norm over classes, else the `num` dims of largest `std` (`probe_hint`, the command
+  making the probe, then goes into the why)."""
   width = len(std)
   if chosen is not None:
     return chosen, 'chosen by config.decoder.sweep_dims'
   if os.path.exists(probe_weights):
-    with np.load(probe_weights) as f:
-      kernel = f['kernel']  # (D, classes)
-    if kernel.shape[0] != width:
-      raise DecoderError(f'{probe_weights}: probe kernel has {kernel.shape[0]} rows but the latents have '
-                         f'{width} dims; rerun the probe on this encoder')
-    importance = np.linalg.norm(kernel, axis=1)
-    return [int(d) for d in np.argsort(-importance)[:num]], f'largest weights of the probe {probe_weights}'
+    weights, _, standardized = load_probe_weights(probe_weights)  # (classes, D)
+    if weights.shape[1] != width:
+      raise DecoderError(f'{probe_weights}: probe weights have {weights.shape[1]} dims but the latents '
+                         f'have {width}; rerun the probe on this encoder')
+    importance = np.linalg.norm(weights, axis=0)
+    scale = ('trained on standardised features, weights mapped back to raw-feature scale'
+             if standardized else 'trained on raw features')
+    return ([int(d) for d in np.argsort(-importance)[:num]],
+            f'largest weights of the probe {probe_weights} ({scale})')
   return [int(d) for d in np.argsort(-std)[:num]], ('largest standard deviation (no probe weights found'
                                                     + (f'; {probe_hint}' if probe_hint else '') + ')')

@@ -18,7 +18,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def narrow_config(name: str, data_root: str = '', **overrides):
   """configs/<name>.py with a narrow model (32 channels, GRU 16) and quick analysis settings."""
   settings = {'model.channels': 32, 'model.gru_hidden': 16, 'analysis.tsne_max_iter': 250,
-              'analysis.kde_repeats': 1, 'analysis.kde_max_signals': 300,
+              'analysis.kde_repeats': 1, 'analysis.kde_max_vectors': 300,
+              'analysis.kde_settings': ((10, 5, 10), (512, 5, -1), (512, -1, -1)),
               'analysis.histogram_dims': 8}
   if data_root:
     settings['data.root'] = data_root

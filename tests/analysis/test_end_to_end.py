@@ -34,6 +34,7 @@ def test_deboer_workdir_full_report(shared_data, tmp_path):
   for task, source, bias in (('vowels', 'module_2', False), ('syllables', 'context', True)):
     probe_config = copy.deepcopy(config)
     probe_config.probe.task, probe_config.probe.source, probe_config.probe.bias = task, source, bias
+    probe_config.probe.standardize = False  # raw features, as the original's probes
     run_probe(probe_config, workdir)
   run_decoder(config, workdir)
 
@@ -41,14 +42,24 @@ def test_deboer_workdir_full_report(shared_data, tmp_path):
   for key in ('training', 'probes', 'weights', 'latents', 'entanglement', 'decoder'):
     assert 'missing' not in results[key], (key, results[key].get('missing'))
   run = results['run']['items']['']['numbers']
-  assert (run['dataset'], run['variant'], run['items analysed']) == ('deboer', 'syllables', 150)
-  assert run['labels'] == 'syllable, vowel'
+  assert (run['dataset'], run['features'], run['labels']) == ('deboer', 'sample', 'syllable, vowel')
+  # 150 items of each split, then whole loader batches: 128 (batch 128), 128 (batch 128), 150 → 128 (batch 64)
+  assert run['t-SNE / 3-D scatter items'] == '128 train syllables'
+  assert run['histogram items'] == '128 train words' and run['total-correlation items'] == '150 test words'
   weights = results['weights']['items']['vowels_module_2_nobias']['numbers']
   assert weights['classes'] == 3 and 1 <= weights['mean dims holding 50 % of |w|'] <= 32
+  assert weights['probe features'] == 'raw'
+  assert os.path.isfile(os.path.join(workdir, 'report', 'weights', 'vowels_module_2_nobias',
+                                     'vowel_classifier_weights.csv'))
   latent = results['latents']['items']['']
-  assert latent['numbers']['dimensions'] == 32 and latent['numbers']['frames'] == 150 * 55
+  assert latent['numbers']['dimensions'] == 32 and latent['numbers']['frames'] == 128 * 64
+  assert latent['numbers']['t-SNE items (fitted)'] == 128
   ent = results['entanglement']['items']['']['details']
-  assert np.isfinite(ent['gaussian']['tc']) and [r['channels'] for r in ent['kde']] == [10, 32]
+  assert np.isfinite(ent['gaussian']['tc']) and [r['channels'] for r in ent['kde']] == [10, 32, 32]
+  assert [r['items'] for r in ent['kde']] == [64, 128, 128]
+  decoder_results = io.read_json(os.path.join(workdir, 'decoder', 'module_0', 'results.json'))
+  assert decoder_results['settings']['features'] == 'sample'
+  assert decoder_results['settings']['encoder_step'] == results['settings']['effective']['encoder_step']
   assert {'syllables_context', 'vowels_module_2_nobias'} <= set(results['probes']['items'])
   decoder = results['decoder']['items']['module_0']
   assert any(f['type'] == 'wav' for g in decoder['groups'] for f in g['files'])

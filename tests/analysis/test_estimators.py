@@ -57,24 +57,86 @@ def test_gaussian_tc_drops_constant_dims_and_needs_samples():
     entanglement.gaussian_total_correlation(x[:3])
 
 
-def test_sample_signals_respects_items_channels_and_limit():
-  frames = np.arange(60, dtype=np.float32).reshape(20, 3)  # 4 items of 5 frames, 3 channels
-  offsets = np.array([0, 5, 10, 15, 20])
+def test_sample_signals_count_audio_items_in_whole_batches():
+  """The original's sampling (main_total_correlation.py:68-111): shuffled whole batches (drop_last),
+  the same random frames for every item of a batch, stop once the ITEMS reach max_items."""
+  frames = np.arange(200 * 3, dtype=np.float32).reshape(200, 3)  # 20 items of 10 frames, 3 channels
+  offsets = np.arange(0, 201, 10)
   rng = np.random.default_rng(0)
-  x = entanglement.sample_signals(frames, offsets, channels=2, times=2, max_signals=7, rng=rng)
-  assert x.shape == (7, 2)
-  every = entanglement.sample_signals(frames, offsets, channels=-1, times=-1, max_signals=-1, rng=rng)
-  assert sorted(every[:, 0]) == sorted(frames[:, 0])
+  x, items = entanglement.sample_signals(frames, offsets, channels=2, times=4, max_items=7,
+                                         batch_size=6, drop_last=True, rng=rng)
+  assert (items, x.shape) == (12, (48, 2))  # the 2nd batch of 6 crosses 7 items: 12 items × 4 frames
+  frame_in_item = (x[:, 0] // 3).astype(int) % 10  # which frame of its item each row is
+  item_of_row = (x[:, 0] // 3).astype(int) // 10
+  assert len(set(item_of_row)) == 12
+  for batch in (slice(0, 24), slice(24, 48)):  # one set of 4 frames per batch, shared by its items
+    per_item = frame_in_item[batch].reshape(6, 4)
+    assert (per_item == per_item[0]).all() and len(set(per_item[0])) == 4
+  every, items = entanglement.sample_signals(frames, offsets, channels=-1, times=-1, max_items=-1,
+                                             batch_size=6, drop_last=True, rng=rng)
+  assert items == 18 and every.shape == (180, 3)  # 3 whole batches of 6: the last 2 items dropped
+  _, items = entanglement.sample_signals(frames, offsets, -1, -1, -1, 6, False, rng)
+  assert items == 20
+  with pytest.raises(ValueError, match='fewer than one batch of config.analysis.kde_batch_size=32'):
+    entanglement.sample_signals(frames, offsets, -1, 5, -1, 32, True, rng)
 
 
-def test_kde_tc_table_has_one_row_per_capped_size():
+def test_kde_tc_table_has_one_row_per_setting_after_capping():
   rng = np.random.default_rng(6)
   frames = rng.standard_normal((200, 8))
   offsets = np.arange(0, 201, 10)
-  table = entanglement.kde_tc_table(frames, offsets, (4, 16, -1), times=5, max_signals=100,
-                                    repeats=2, bandwidth=0.1, seed=0)
-  assert [row['channels'] for row in table] == [4, 8]
-  assert all(len(row['tc_runs']) == 2 and row['samples'] == 100 for row in table)
+  settings = [(4, 5, 8), (16, 5, 8), (512, 5, 8), (-1, -1, -1)]  # 16 and 512 both cap to 8 channels
+  table = entanglement.kde_tc_table(frames, offsets, settings, repeats=2, bandwidth=0.1, batch_size=4,
+                                    drop_last=True, max_vectors=150, seed=0)
+  assert [(r['channels'], r['times'], r['max_items']) for r in table] == [(4, 5, 8), (8, 5, 8), (8, -1, -1)]
+  assert [(r['items'], r['samples'], r['capped']) for r in table] == [(8, 40, False), (8, 40, False),
+                                                                      (20, 150, True)]
+  assert all(len(row['tc_runs']) == 2 for row in table)
+  assert table[2]['setting'] == '8 ch × ∞ frames, ∞ items'
+
+
+def test_original_analysis_defaults():
+  """The defaults are the original's post-hoc recipe: SIM samples (get_latents,
+  models/independent_module.py:52-61), 128-item loaders with drop_last (main_lat_space.py:88-96,
+  data/get_dataloader.py:26-40), t-SNE and histograms on train splits (main_lat_space.py:99-122),
+  KDE on the test loader at its six settings, 3× each (main_total_correlation.py:157-177)."""
+  from sim_jax.config import analysis_config
+  cfg = analysis_config()
+  assert (cfg.features, cfg.drop_last, cfg.batch_size) == ('sample', True, 128)
+  assert (cfg.tsne_split, cfg.tsne_per_class, cfg.tsne_perplexity) == ('train', 100, 0.0)
+  assert (cfg.histogram_split, cfg.histogram_dims, cfg.histogram_range) == ('train', 32, 0.0)
+  assert (cfg.kde_split, cfg.kde_batch_size, cfg.kde_repeats, cfg.kde_bandwidth) == ('test', 64, 3, 0.1)
+  assert [tuple(s) for s in cfg.kde_settings] == [(10, 5, 1000), (50, 5, 1000), (100, 5, 1000),
+                                                  (512, 5, 1000), (512, 5, -1), (512, -1, -1)]
+  assert cfg.kde_max_vectors == 0
+
+
+def test_weight_table_is_the_originals():
+  """rescale_between_neg1_and_1(w, axis=1).T (utils/utils.py:120-129, main_vowel_classifier_analysis.py:
+  205-211), recomputed here with np.ptp, saved as .npy and .csv."""
+  import tempfile
+  w = np.random.default_rng(7).standard_normal((3, 12))  # (classes, dims)
+  expected = (2 * (w - w.min(axis=1, keepdims=True)) / np.ptp(w, axis=1, keepdims=True) - 1).T
+  with tempfile.TemporaryDirectory() as out:
+    paths = weights.write_weight_table(w, 'vowels', out)
+    assert [p.rsplit('/', 1)[1] for p in paths] == ['vowel_classifier_weights.npy',
+                                                    'vowel_classifier_weights.csv']
+    np.testing.assert_allclose(np.load(paths[0]), expected, rtol=1e-12)
+    np.testing.assert_allclose(np.loadtxt(paths[1], delimiter=','), expected, rtol=1e-12)
+
+
+def test_standardised_probe_weights_are_read_on_the_raw_scale(tmp_path):
+  kernel = np.array([[2.0, -1.0], [0.5, 0.5], [1.0, 4.0]])  # (D, classes) on standardised features
+  std = np.array([4.0, 0.5, 2.0])
+  np.savez(tmp_path / 'weights.npz', kernel=kernel, feature_mean=np.ones(3), feature_std=std,
+           class_names=np.array(['a', 'b']))
+  raw, names, standardized = weights.load_probe_weights(str(tmp_path / 'weights.npz'))
+  np.testing.assert_allclose(raw, (kernel / std[:, None]).T)  # x·(W/s) = ((x − m)/s)·W + const
+  assert names == ['a', 'b'] and standardized
+  np.savez(tmp_path / 'weights.npz', weights=kernel, standardized=True)  # already on the raw scale
+  raw, _, standardized = weights.load_probe_weights(str(tmp_path / 'weights.npz'))
+  np.testing.assert_allclose(raw, kernel.T)
+  assert standardized
 
 
 def test_weight_rescale_and_concentration():

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from sim_jax import io
@@ -22,7 +23,8 @@ SECTIONS = ('run', 'training', 'probes', 'weights', 'latents', 'entanglement', '
 def demo_workdir(tmp_path_factory):
   """An untrained narrow SIM on a small demo corpus, analysed once without probes or decoder."""
   workdir = str(tmp_path_factory.mktemp('analysis') / 'demo')
-  config = helpers.narrow_config('demo', **{'data.demo_num_test': 60})
+  config = helpers.narrow_config('demo', **{'data.demo_num_train': 72, 'data.demo_num_test': 40,
+                                            'analysis.batch_size': 16, 'analysis.kde_batch_size': 16})
   fabricate_workdir(config, workdir)
   analyze(config, workdir, config_file='configs/demo.py')
   return workdir, config
@@ -41,14 +43,30 @@ def test_missing_sections_name_the_commands(demo_workdir):
 
 
 def test_latent_and_entanglement_numbers(demo_workdir):
+  """The original's data sets: t-SNE fitted on every train syllable of whole loader batches (72 → 64
+  with batch 16, main_lat_space.py:88-105), at most tsne_per_class of them plotted; histograms on
+  every frame of the train words of whole batches; KDE items from the test words in whole batches,
+  counted in items (main_total_correlation.py:105)."""
   workdir, _ = demo_workdir
   results = io.read_json(os.path.join(workdir, 'report', 'results.json'))
   lat = results['latents']['items']['']
-  assert lat['numbers']['items'] == 60 and lat['numbers']['dimensions'] == 32
+  numbers = lat['numbers']
+  assert numbers['t-SNE items (fitted)'] == 64 and numbers['t-SNE perplexity'] == 8  # int(√64)
+  assert numbers['t-SNE points shown'] == 64  # ≤ 100 per class: all of them
+  assert numbers['histogram items'] == 64 and numbers['frames'] == 64 * 64  # 64 frames per word
+  assert numbers['dimensions'] == 32
   assert len(lat['details']['kl']) == 32 and len(lat['details']['scatter_channels']) == 3
   ent = results['entanglement']['items']['']
   assert ent['details']['gaussian']['dims'] + ent['details']['gaussian']['constant_dims'] == 32
-  assert [row['channels'] for row in ent['details']['kde']] == [10, 32]  # 50, 100, 512 capped at 32
+  rows = [(r['channels'], r['times'], r['max_items'], r['items'], r['samples'], r['capped'])
+          for r in ent['details']['kde']]
+  assert rows == [(10, 5, 10, 16, 80, False),    # 10 items: one batch of 16 crosses 10
+                  (32, 5, -1, 32, 160, False),   # every whole batch of the 40 test words
+                  (32, -1, -1, 32, 300, True)]   # every frame: 32 · 64, capped at 300 vectors
+  run = results['run']['items']['']['numbers']
+  assert run['features'] == 'sample'
+  assert results['settings']['effective']['items'] == {'t-SNE': 64, 'histograms': 64,
+                                                        'total correlation': 40}
   for group in lat['groups'] + ent['groups']:
     for f in group['files']:
       assert os.path.isfile(os.path.join(workdir, f['path'])), f['path']
@@ -70,6 +88,27 @@ def test_report_media_open_in_chromium(demo_workdir, tmp_path):
   shot = str(tmp_path / 'report.png')
   helpers.screenshot(page, shot, str(tmp_path))
   assert os.path.getsize(shot) > 10000
+
+
+def test_weight_tables_are_written_and_linked(demo_workdir):
+  """The original's per-class rescaled tables of a bias-free probe, linked from the report; a probe
+  on standardised features is read on the raw scale and the report says so."""
+  workdir, config = demo_workdir
+  folder = helpers.fake_probe(workdir, 'vowels_module_0_nobias', ['a', 'i', 'u'], 32, seed=2)
+  with np.load(os.path.join(folder, 'weights.npz')) as f:
+    kernel = f['kernel']
+  std = np.linspace(0.5, 2.0, 32)
+  io.save_npz(os.path.join(folder, 'weights.npz'), kernel=kernel, feature_mean=np.zeros(32),
+              feature_std=std, class_names=np.array(['a', 'i', 'u']))
+  results = analyze(config, workdir, reuse=True)
+  item = results['weights']['items']['vowels_module_0_nobias']
+  assert item['numbers']['probe features'].startswith('standardised')
+  table = os.path.join(workdir, 'report', 'weights', 'vowels_module_0_nobias', 'vowel_classifier_weights')
+  raw = (kernel / std[:, None]).T  # (classes, dims)
+  expected = (2 * (raw - raw.min(axis=1, keepdims=True)) / np.ptp(raw, axis=1, keepdims=True) - 1).T
+  np.testing.assert_allclose(np.load(table + '.npy'), expected, rtol=1e-5)
+  page = open(os.path.join(workdir, 'report', 'index.html'), encoding='utf-8').read()
+  assert 'href="weights/vowels_module_0_nobias/vowel_classifier_weights.csv"' in page
 
 
 def test_media_check_reports_broken_sources(tmp_path):
@@ -114,7 +153,8 @@ def test_bad_input_is_one_line(args, expected):
 @pytest.mark.parametrize('key,value,expected', [
     ('features', 'noisy', "config.analysis.features='noisy'"),
     ('module', 3, 'config.analysis.module=3'),
-    ('split', 'dev', "config.analysis.split='dev'"),
+    ('tsne_split', 'dev', "config.analysis.tsne_split='dev'"),
+    ('kde_settings', ((10, 5),), 'config.analysis.kde_settings: (10, 5) is not'),
 ])
 def test_bad_settings_name_the_key(demo_workdir, key, value, expected):
   workdir, config = demo_workdir

@@ -79,6 +79,9 @@ def test_decode_writes_audio_figures_and_score(deboer_workdir):
   rec = results['reconstruction']
   assert np.isfinite([rec['test_mse'], rec['mean_latent_mse'], rec['snr_db']]).all()
   assert results['decoder_step'] == 4
+  settings = results['settings']  # what produced these numbers
+  assert (settings['features'], settings['latent_source'], settings['encoder_step']) == ('sample', 'module_0', 0)
+  assert settings['decoder']['loss'] == 'mse' and results['latents'] == 'sample'
   assert os.path.getsize(os.path.join(out, 'score_curve.png')) > 1000
 
 

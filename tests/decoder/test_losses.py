@@ -3,6 +3,7 @@
 import librosa
 import numpy as np
 import pytest
+import scipy.signal
 
 from sim_jax.decoder import losses
 
@@ -49,10 +50,19 @@ def test_log_mel_floor_on_silence():
   np.testing.assert_allclose(ours, -100.0)
 
 
-@pytest.mark.parametrize('name', ['mse', 'stft', 'mel', 'mse+stft', 'mse+mel'])
+def _numpy_fft_terms(pred, target):
+  """The original's FFTLoss (decoder/decoder_losses.py:59-83) in float64 numpy: scipy's periodic
+  Hann window of the signal's length, rfft, mean |Δ magnitude| + mean |Δ phase|."""
+  window = scipy.signal.get_window('hann', pred.shape[-1], fftbins=True)
+  p, t = np.fft.rfft(pred * window), np.fft.rfft(target * window)
+  return np.mean(np.abs(np.abs(p) - np.abs(t))) + np.mean(np.abs(np.angle(p) - np.angle(t)))
+
+
+@pytest.mark.parametrize('name', ['mse', 'stft', 'mel', 'fft', 'mse+stft', 'mse+mel', 'mse+fft'])
 def test_named_losses_match_numpy(name):
   pred, target = _audio(seed=1), _audio(seed=2)
   terms = {
+      'fft': _numpy_fft_terms(pred.astype(np.float64), target.astype(np.float64)),
       'mse': np.mean((pred - target) ** 2),
       'stft': np.mean([(_librosa_power(p, 1024, 256) - _librosa_power(t, 1024, 256)) ** 2
                        for p, t in zip(pred, target)]),
@@ -65,5 +75,12 @@ def test_named_losses_match_numpy(name):
 
 
 def test_unknown_loss_names_the_key():
-  with pytest.raises(ValueError, match=r'config.decoder.loss=.*mse\+mel'):
+  with pytest.raises(ValueError, match=r'config.decoder.loss=.*mse\+mel, mse\+fft'):
     losses.reconstruction_loss('l1')
+
+
+def test_fft_loss_window_follows_the_signal_length():
+  """LibriSpeech's 20480-sample crops: the window is 20480 long (the original's is fixed at 10240)."""
+  pred, target = _audio(length=20480, seed=3), _audio(length=20480, seed=4)
+  expected = _numpy_fft_terms(pred.astype(np.float64), target.astype(np.float64))
+  np.testing.assert_allclose(float(losses.fft_loss(pred, target)), expected, rtol=2e-3)

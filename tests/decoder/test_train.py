@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from sim_jax.data import make_source
-from sim_jax.decoder.latents import DecoderError, latent_source, latents
+from sim_jax.decoder.latents import (OUTPUT_DRAWS, TRAIN_DRAWS, DecoderError, draw_key, latent_frames,
+                                     latent_source, latents)
+from sim_jax.decoder.nets import decoded_length, make_decoder
 from sim_jax.decoder.run import reconstruction_summary
 from sim_jax.decoder.train import train_decoder
 from sim_jax.models import make_encoder, module_specs
@@ -52,7 +54,7 @@ def test_decoder_learns_the_demo_words(demo_trained, tmp_path):
   decoder, state, stats = train_decoder(config, workdir, trained, source)
 
   audio = make_source(config.data, 'test', 'words').load(np.arange(16), 0)['audio']  # (16, T)
-  z = latents(trained.encoder, source, trained.variables, audio, None)
+  z = latents(trained.encoder, source, trained.variables, audio, None, None)
   decode = lambda latents: np.asarray(decoder.apply({'params': state.params}, latents))  # noqa: E731
   recon_mse = np.mean(np.square(decode(z) - audio))
   mean_latent_mse = np.mean(np.square(decode(np.mean(z, axis=0, keepdims=True)) - audio))
@@ -97,10 +99,11 @@ def test_resume_with_another_loss_is_refused(demo_trained, tmp_path):
   assert int(state.step) == 4  # more epochs and other outputs: a resume
 
 
-def _encoder(kind: str, channels: int = 32) -> TrainedEncoder:
+def _encoder(kind: str, channels: int = 32, variant: str = 'conventional') -> TrainedEncoder:
   """An encoder with abstract weights (shapes only): enough to validate settings against."""
   config = demo_config(channels=channels)
   config.model.kind = kind
+  config.model.cpc_variant = variant
   encoder = make_encoder(config.model, module_specs(config.model))
   variables = jax.eval_shape(lambda: encoder.init(jax.random.PRNGKey(0), jnp.zeros((1, 10240)), True))
   return TrainedEncoder(config, encoder, variables, 0, '')
@@ -111,7 +114,6 @@ def _encoder(kind: str, channels: int = 32) -> TrainedEncoder:
                        r'0..2 \(module 3 is the GRU context'),
     ('sim', -1, 'mean', r'config.decoder.module=-1 is out of range'),
     ('sim', 0, 'noisy', r"config.decoder.latents='noisy'"),
-    ('gim', 0, 'sample', r"latents='sample' needs a SIM encoder; this one is 'gim'"),
 ])
 def test_bad_module_or_latents(kind, module, latents, message):
   with pytest.raises(DecoderError, match=message):
@@ -121,9 +123,50 @@ def test_bad_module_or_latents(kind, module, latents, message):
 @pytest.mark.parametrize('kind,variant,names', [
     ('sim', 'conventional', ['module_0', 'module_1', 'module_2']),
     ('cpc', 'conventional', ['layer_1', 'layer_3', 'module_0']),
-    ('cpc', 'extra_layers', ['layer_2', 'layer_5', 'module_0']),
+    # the original decodes encoder_layer 2 / 5 / 7 of this variant, before the mean head
+    # (config_code/config_classes.py:187-205)
+    ('cpc', 'extra_layers', ['layer_2', 'layer_5', 'layer_7']),
 ])
 def test_latent_source_names(kind, variant, names):
-  encoder = _encoder(kind)
-  encoder.config.model.cpc_variant = variant
-  assert [latent_source(encoder, m, 'mean').name for m in range(3)] == names
+  encoder = _encoder(kind, variant=variant)
+  if kind == 'cpc':  # the layers named exist
+    assert len(encoder.encoder.specs[0].layers) == (8 if variant == 'extra_layers' else 5)
+  assert [latent_source(encoder, m, 'sample').name for m in range(3)] == names
+  # each decodes a de Boer word from the frame count of its SIM module: 511 / 129 / 64 frames
+  frames = [latent_frames(encoder, latent_source(encoder, m, 'mean'), 10240) for m in range(3)]
+  assert frames == [511, 129, 64]
+  assert [decoded_length(make_decoder(m, 32).layers, f) for m, f in enumerate(frames)] == [10240] * 3
+
+
+@pytest.mark.parametrize('kind,sample', [('sim', True), ('gim', False), ('cpc', False)])
+def test_sample_is_the_default_and_means_the_mean_without_a_gaussian(kind, sample):
+  """The original's decoder reads `get_latents`: a SIM sample, the mean of GIM / CPC
+  (models/independent_module.py:52-61); the default is 'sample' (its README runs)."""
+  config = demo_config()
+  assert config.decoder.latents == 'sample'
+  source = latent_source(_encoder(kind), 0, config.decoder.latents)
+  assert source.sample == sample and source.features == ('sample' if sample else 'mean')
+
+
+def test_sim_draws_are_fresh_per_item_and_step_and_replayed_on_a_rerun(demo_trained):
+  """One audio clip as items 5 and 6 of a batch, and as item 5 at the next step: each gets its own
+  noise; the same (seed, epoch, step, item) gets the same noise again, whatever batch it is in."""
+  encode = jax.jit(lambda audio, key, items: latents(
+      demo_trained.encoder, latent_source(demo_trained, 0, 'sample'), demo_trained.variables, audio,
+      key, items))
+  clip = make_source(demo_config().data, 'test', 'words').load(np.arange(2), 0)['audio']  # (2, T)
+  same = np.stack([clip[0], clip[0]])
+  step0 = np.asarray(encode(same, draw_key(0, TRAIN_DRAWS, 0, 0), np.array([5, 6])))
+  step1 = np.asarray(encode(same, draw_key(0, TRAIN_DRAWS, 0, 1), np.array([5, 6])))
+  rerun = np.asarray(encode(np.stack([clip[1], clip[0]]), draw_key(0, TRAIN_DRAWS, 0, 0),
+                            np.array([7, 5])))
+  mean = np.asarray(latents(demo_trained.encoder, latent_source(demo_trained, 0, 'mean'),
+                            demo_trained.variables, clip[:1], None, None))[0]
+  noise = lambda z: z - mean  # noqa: E731
+  assert np.std(noise(step0[0])) > 0.1  # a SIM sample, not the mean
+  assert not np.allclose(noise(step0[0]), noise(step0[1]), atol=1e-3)  # two items, one batch
+  assert not np.allclose(noise(step0[0]), noise(step1[0]), atol=1e-3)  # one item, two batches
+  np.testing.assert_array_equal(rerun[1], step0[0])  # same (seed, epoch, step, item): same noise
+  outputs = [np.asarray(encode(clip[:1], draw_key(0, OUTPUT_DRAWS, stream), np.array([0])))
+             for stream in (1, 2)]  # the two ends of an interpolation (same index, other splits)
+  assert not np.allclose(noise(outputs[0][0]), noise(outputs[1][0]), atol=1e-3)

@@ -67,3 +67,17 @@ def test_sweep_dimensions_config_probe_and_fallback(tmp_path):
   assert dims == [2, 1] and 'probe' in why
   with pytest.raises(DecoderError, match='rerun the probe'):
     sweep_dimensions(None, str(probe), 2, np.ones(5))
+
+
+def test_sweep_dimensions_read_a_standardised_probe_on_the_raw_scale(tmp_path):
+  """A kernel on standardised features weighs dimension d per std_d: on raw features it is
+  kernel_d / std_d, so a large kernel row of a wide dimension ranks below a small one of a narrow one."""
+  kernel = np.array([[4.0, 0.0], [0.0, 1.0], [0.5, 0.5]])  # (D, classes)
+  std = np.array([10.0, 0.5, 1.0])  # raw norms 0.4, 2.0, 0.71
+  probe = tmp_path / 'weights.npz'
+  np.savez(probe, kernel=kernel, feature_mean=np.zeros(3), feature_std=std)
+  dims, why = sweep_dimensions(None, str(probe), 3, np.ones(3))
+  assert dims == [1, 2, 0] and 'mapped back to raw-feature scale' in why
+  np.savez(probe, kernel=kernel, feature_mean=np.zeros(3), feature_std=np.ones(3))
+  dims, why = sweep_dimensions(None, str(probe), 3, np.ones(3))
+  assert dims == [0, 1, 2] and 'trained on raw features' in why
