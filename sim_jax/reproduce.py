@@ -122,22 +122,22 @@ def train_stage(config, workdir: str) -> dict:
           'collapsed': collapsed(validation, config.model.num_negatives, config.model.kind)}
 
 
-def _probe(config, workdir: str, task: str, source: str, bias: bool | None = None) -> dict:
-  """run_probe with task / source (and bias) set, the rest the config's recipe."""
-  from sim_jax.probe import run_probe
+def probe_config(config, task: str, source: str, bias: bool | None = None) -> ml_collections.ConfigDict:
+  """A copy of `config` with probe task / source (and bias) set; the rest is the config's recipe."""
   config = ml_collections.ConfigDict(config.to_dict())
   config.probe.task, config.probe.source = task, source
   if bias is not None:
     config.probe.bias = bias
-  return run_probe(config, workdir)
+  return config
 
 
 def probes_stage(config, workdir: str) -> dict:
   """Syllable and vowel probes on every module and the context: accuracy mean ± std over seeds."""
+  from sim_jax.probe import run_probe
   out = {}
   for task in TASKS:
     for source in SOURCES:
-      r = _probe(config, workdir, task, source)
+      r = run_probe(probe_config(config, task, source), workdir)
       out[f'{task}_{source}'] = {'mean': r['accuracy'], 'std': r['accuracy_std'],
                                  'seeds': r['evaluations'][r['evaluation']]['per_seed_accuracy'],
                                  'chance': r['chance'], 'checkpoint_step': r['checkpoint']['step']}
@@ -147,14 +147,13 @@ def probes_stage(config, workdir: str) -> dict:
 def concentration_stage(config, workdir: str) -> dict:
   """The bias-free vowel probe on the last conv module and how concentrated its weights are."""
   from sim_jax.analysis.weights import concentration, load_probe_weights
-  from sim_jax.probe import probe_name
-  task, source = CONCENTRATION_PROBE
-  r = _probe(config, workdir, task, source, bias=False)
-  probe_config = ml_collections.ConfigDict({**config.probe.to_dict(), 'task': task, 'source': source,
-                                            'bias': False})
-  weights, _ = load_probe_weights(os.path.join(workdir, 'probes', probe_name(probe_config)))
+  from sim_jax.probe import probe_name, run_probe
+  config = probe_config(config, *CONCENTRATION_PROBE, bias=False)
+  r = run_probe(config, workdir)
+  name = probe_name(config.probe)
+  weights, _ = load_probe_weights(os.path.join(workdir, 'probes', name))
   c = concentration(weights)
-  return {'probe': f'{task}_{source}_nobias', 'accuracy': r['accuracy'], 'dims': c['num_dims'],
+  return {'probe': name, 'accuracy': r['accuracy'], 'dims': c['num_dims'],
           'dims_50': c['mean_dims_for_50pct'], 'dims_90': c['mean_dims_for_90pct'],
           'entropy': c['mean_entropy'], 'normalized_entropy': c['mean_normalized_entropy']}
 
@@ -308,7 +307,7 @@ def plot_tradeoff(table: dict, path: str) -> None:
     ax.set_xlabel(f'interpolation relative error at n = width/8 (lower: more concentrated)')
     ax.set_ylabel(f'{task} accuracy, context probe (%)')
     ax.set_title(task)
-    ax.legend(fontsize=7, loc='lower right')
+    ax.legend(fontsize=7, loc='best')
   fig.suptitle(f'accuracy vs concentration — scale {table["scale"]} (ours: dots; original: stars)')
   fig.tight_layout()
   io.save_figure(fig, path)
