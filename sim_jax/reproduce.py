@@ -20,6 +20,7 @@ probe seeds / epochs, decoder epochs, pairs and items. Then `<workdir>/table.jso
 `tradeoff.png` are written, with the original's logged figures beside ours.
 """
 
+import json
 import math
 import os
 import time
@@ -80,18 +81,30 @@ def experiment_config(config, scale: str, beta: float) -> ml_collections.ConfigD
   return model
 
 
-def run_stage(model_dir: str, stage: str, label: str, fn) -> dict:
-  """`fn()` unless `<model_dir>/reproduce/<stage>.json` exists; writes it (with the minutes taken)
-  last and atomically, and prints one progress line either way. Returns the stage's record."""
+def stage_settings(config) -> dict:
+  """What a stage's result depends on: the model's config as JSON has it, less the data's location."""
+  settings = json.loads(json.dumps(config.to_dict()))
+  settings['data'].pop('root')
+  return settings
+
+
+def run_stage(model_dir: str, stage: str, label: str, config, fn) -> dict:
+  """`fn()` unless `<model_dir>/reproduce/<stage>.json` exists; writes it (with the minutes taken and
+  the settings) last and atomically, and prints one progress line either way. A record made with
+  other settings stops the run. Returns the stage's record."""
   path = os.path.join(model_dir, 'reproduce', f'{stage}.json')
+  settings = stage_settings(config)
   if os.path.exists(path):
     record = io.read_json(path)
+    if record['settings'] != settings:
+      raise ValueError(f'{path} was made with other settings than this run\'s (another scale or config); '
+                       f'use another --workdir, or delete {model_dir} to redo it')
     print(f'[reproduce] {label}: {stage} done before ({record["minutes"]:.1f} min), skipped', flush=True)
     return record
   print(f'[reproduce] {label}: {stage} ...', flush=True)
   started = time.time()
   record = fn()
-  record['minutes'] = (time.time() - started) / 60
+  record.update(minutes=(time.time() - started) / 60, settings=settings)
   io.write_json(path, record)
   print(f'[reproduce] {label}: {stage} done in {record["minutes"]:.1f} min', flush=True)
   return record
@@ -266,8 +279,8 @@ def table_markdown(table: dict) -> str:
                  f'{100 * o["syllables_context"]:.1f} | {100 * o["vowels_context"]:.1f} | '
                  f'{o["interpolation"]:.3f} (not recorded) | | | | | |')
   lines += ['', f'Original rows: {ORIGINAL["setting"]}. Collapsed: every module\'s validation InfoNCE '
-            f'≥ {NCE_COLLAPSED_SHARE:g} · ln(1 + negatives) and (SIM) every KL < {KL_COLLAPSED:g} — such a '
-            'row is not SIM\'s result.', '', '## Probes on every module (accuracy %, mean ± std)', '',
+            f'≥ {NCE_COLLAPSED_SHARE:g} · ln(1 + negatives) and (SIM) every KL < {KL_COLLAPSED:g} — '
+            'such a row is not SIM\'s result.', '', '## Probes on every module (accuracy %, mean ± std)', '',
             '| model | ' + ' | '.join(f'{t} {s}' for t in TASKS for s in SOURCES) + ' |',
             '|---|' + '---|' * (len(TASKS) * len(SOURCES))]
   for e in models:
@@ -326,8 +339,10 @@ def reproduce(config, scale: str, betas: list[float], workdir: str) -> dict:
     name = model_name(beta)
     model_dir = os.path.join(workdir, name)
     label = f'{name} (β={beta:g}, {model.model.channels} ch, {model.train.num_epochs} epochs)'
-    records = {s: run_stage(model_dir, s, label, lambda s=s: STAGE_FUNCTIONS[s](model, model_dir))
-               for s in STAGES}
+    records = {}
+    for stage in STAGES:
+      records[stage] = run_stage(model_dir, stage, label, model,
+                                 lambda stage=stage: STAGE_FUNCTIONS[stage](model, model_dir))
     entries.append(table_entry(model, beta, model_dir, records))
   table = {'scale': scale, 'workdir': os.path.abspath(workdir), 'original': ORIGINAL,
            'minutes': sum(sum(e['minutes'].values()) for e in entries),

@@ -93,13 +93,14 @@ def _numbers(tree, path=''):
     yield path, tree
 
 
-def _reproduce(workdir, shared_data):
+def _reproduce(workdir, shared_data, *extra, status=0):
   proc = subprocess.run(
       [sys.executable, os.path.join(REPO, 'reproduce.py'), f'--config={CONFIG}', '--scale=smoke',
-       f'--workdir={workdir}', f'--config.data_root={os.path.join(shared_data, "de_boer")}'],
+       f'--workdir={workdir}', f'--config.data_root={os.path.join(shared_data, "de_boer")}', *extra],
       capture_output=True, text=True, cwd=REPO, timeout=1800)  # ~4 min on 2 idle cores
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return [x for x in proc.stdout.splitlines() if x.startswith('[reproduce]')]
+  assert proc.returncode == status, proc.stderr[-3000:]
+  return proc.stderr.strip().splitlines() if status else [
+      x for x in proc.stdout.splitlines() if x.startswith('[reproduce]')]
 
 
 @pytest.mark.slow(minutes=5)
@@ -137,3 +138,6 @@ def test_smoke_scale_end_to_end_writes_a_finite_table_and_resumes(tmp_path, shar
   assert sum(x.endswith('skipped') for x in rerun) == 2 * len(STAGES), rerun
   again = json.loads((workdir / 'table.json').read_text())
   assert again['models'] == table['models']
+  other = _reproduce(workdir, shared_data, '--config.scales.smoke.probe.num_epochs=3', status=2)
+  assert len(other) == 1 and other[0].startswith('error: ')
+  assert 'train.json was made with other settings' in other[0]
