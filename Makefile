@@ -1,4 +1,6 @@
-# sim-jax: `make demo` trains on the built-in demo corpus, `make test` runs the test suite.
+# sim-jax: `make demo` trains on the built-in demo corpus, `make test` runs the test suite,
+# `make reproduce SCALE=smoke|cpu|paper [BETAS="0 0.001 0.01 0.1"] [DATA=<de Boer folder>]` the paper's
+# SIM-vs-GIM experiment into workdirs/reproduce_<scale>/ (rerun to resume).
 # Both create the virtual environment from requirements.txt first if it is missing.
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +12,13 @@ $(PY): requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $(PY)
 
-.PHONY: venv demo test test-fast bench
+.PHONY: venv demo test test-fast bench reproduce
+SCALE ?= cpu
+BETAS ?=
+DATA ?= $(firstword $(wildcard data/de_boer ../shared/data/de_boer) data/de_boer)
+empty :=
+space := $(empty) $(empty)
+comma := ,
 venv: $(PY)
 
 demo: $(PY)
@@ -22,6 +30,10 @@ demo: $(PY)
 	  --config.probe.source=module_0 --config.probe.bias=False  # picks the decoder's sweep dimensions
 	$(PY) decode.py --config=configs/demo.py --workdir=workdirs/demo
 	$(PY) analyze.py --config=configs/demo.py --workdir=workdirs/demo
+
+reproduce: $(PY)
+	$(PY) reproduce.py --config=configs/reproduce.py --scale=$(SCALE) --workdir=workdirs/reproduce_$(SCALE) \
+	  --config.data_root=$(DATA) $(if $(strip $(BETAS)),--betas=$(subst $(space),$(comma),$(strip $(BETAS))))
 
 test: $(PY)
 	$(PY) -m pytest tests -q -n 2 --dist loadfile --durations=15

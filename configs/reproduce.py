@@ -1,0 +1,47 @@
+"""`make reproduce`: the paper's SIM-vs-GIM experiment on de Boer (sim_jax/reproduce.py), at three scales.
+
+  python reproduce.py --config=configs/reproduce.py --scale=cpu --config.data_root=data/de_boer
+  make reproduce SCALE=smoke|cpu|paper [BETAS="0 0.001 0.01 0.1"] [DATA=data/de_boer]
+
+Each model's config is configs/gim_deboer.py (β = 0) or configs/sim_deboer.py (KL weight β): the
+original's recipe and every later stage's defaults. A scale overrides sizes only — width, epochs,
+batch, steps, probe seeds / epochs, decoder epochs, scored pairs, analysed items — as a partial
+config merged into each model's config (override one with e.g. --config.scales.cpu.train.num_epochs=8).
+
+  paper  the original's run: 512 channels, GRU 256, batch 64, 1000 epochs, decoder 200 epochs (a GPU job)
+  cpu    512 channels, batch 8, 20 epochs (SIM at β = 0.01 learns at this width, not at 64); decoder
+         1 epoch at batch 8, 200 scored pairs; ≈ 95 min on 2 cores (README, Reproducing the paper)
+  smoke  16 channels, 2 steps, 2-epoch probes, tiny decoder: the CI test of the whole pipeline
+"""
+
+import os
+
+import ml_collections
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def get_config():
+  """The reproduce config: encoder config files, data location and the scales."""
+  config = ml_collections.ConfigDict()
+  config.sim_config = os.path.join(HERE, 'sim_deboer.py')  # β > 0 (its model.kld_weight is set to β)
+  config.gim_config = os.path.join(HERE, 'gim_deboer.py')  # β = 0
+  config.data_root = ''  # '' = the encoder configs' data.root; the folder holding reshuffledv2/
+  config.scales = ml_collections.ConfigDict(dict(
+      paper=dict(probe=dict(seeds=3)),
+      cpu=dict(  # ≈ 95 min on 2 idle cores in all (cost model in the README); the decoder at batch 8:
+          # at 512 channels its full-rate layers take > 17 GB at the recipe's batch 64 (3.6 GB at 8)
+          model=dict(channels=512),
+          train=dict(batch_size=8, num_epochs=20),
+          probe=dict(seeds=3),
+          decoder=dict(batch_size=8, num_epochs=1, score_pairs=200),
+      ),
+      smoke=dict(
+          model=dict(channels=16, gru_hidden=8),
+          train=dict(batch_size=8, num_epochs=1, steps_per_epoch=2, eval_steps=1),
+          probe=dict(num_epochs=2, seeds=3),
+          decoder=dict(num_epochs=1, steps_per_epoch=2, eval_steps=1, score_items=8, score_pairs=16),
+          analysis=dict(max_items=64),
+      ),
+  ))
+  return config

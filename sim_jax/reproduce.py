@@ -1,0 +1,353 @@
+"""The paper's SIM-vs-GIM experiment on de Boer in one command, stage by stage, resumable.
+
+  python reproduce.py --config=configs/reproduce.py --scale=smoke|cpu|paper [--betas=0,0.001,0.01,0.1]
+
+For every β (0 = GIM, configs/gim_deboer.py; β > 0 = SIM with that KL weight, configs/sim_deboer.py),
+with the same seed and data order, `reproduce` runs in `<workdir>/<model>/`:
+  train          the encoder (train.py's `train_and_evaluate`);
+  probes         syllable and vowel probes on modules 0, 1, 2 and the context (probe.py's `run_probe`,
+                 the config's probe recipe, `config.probe.seeds` seeds: mean ± std);
+  concentration  the bias-free vowel probe on the last conv module and the concentration of its
+                 weights (dimensions holding 50 % / 90 % of |w|, entropy; the original's
+                 main_vowel_classifier_analysis.py reads this probe);
+  decoder        decode.py's decoder of module 0 and the interpolation contribution score curve
+                 (relative error after interpolating the n most different dimensions);
+  analysis       analyze.py's report, which also computes the total correlation (KDE + Gaussian).
+Each stage writes `<model>/reproduce/<stage>.json` last, atomically; a rerun skips the stages that have
+one (train and decoder also resume inside a stage). Every setting comes from the encoder config files
+and their defaults; the scale (configs/reproduce.py) overrides only sizes: width, epochs, batch, steps,
+probe seeds / epochs, decoder epochs, pairs and items. Then `<workdir>/table.json`, `table.md` and
+`tradeoff.png` are written, with the original's logged figures beside ours.
+"""
+
+import json
+import math
+import os
+import time
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sim_jax import io  # noqa: E402
+from sim_jax.config import load_config_file  # noqa: E402
+
+TASKS = ('syllables', 'vowels')
+SOURCES = ('module_0', 'module_1', 'module_2', 'context')
+CONCENTRATION_PROBE = ('vowels', 'module_2')  # bias-free, the last conv module: what the original analyses
+STAGES = ('train', 'probes', 'concentration', 'decoder', 'analysis')
+# Collapse: every module's validation InfoNCE at least this share of chance, ln(1 + negatives), and
+# (SIM) every module's KL below KL_COLLAPSED nats (the KL as the loss reports it: summed over time).
+NCE_COLLAPSED_SHARE = 0.95
+KL_COLLAPSED = 1.0
+# The original's logged figures (de Boer, 512 channels, 1000 epochs, batch 64, K = 12, seed 2, test
+# set 320 items with drop_last); accuracies are of the GRU context probes (bias on, §5.1), the
+# interpolation figure from its eval_decoder notebook, which did not record n.
+ORIGINAL = {
+    'setting': 'the original (de Boer, 512 channels, 1000 epochs, batch 64, K = 12, seed 2, 320 test '
+               'items with drop_last; interpolation: its eval_decoder notebook, n not recorded)',
+    'gim': {'syllables_context': 0.528, 'vowels_context': 0.966, 'interpolation': 0.867},
+    'sim': {'syllables_context': 0.484, 'vowels_context': 0.950, 'interpolation': 0.541},
+}
+
+
+def model_name(beta: float) -> str:
+  """'gim' for β = 0, else 'sim_beta<β>' (the folder and table name of the model)."""
+  return 'gim' if beta == 0 else f'sim_beta{beta:g}'
+
+
+def experiment_config(config, scale: str, beta: float) -> ml_collections.ConfigDict:
+  """The experiment config of one β: the encoder config file (GIM for β = 0, else SIM with KL weight
+  β), updated with the scale's size overrides (config.scales.<scale>) and the data location."""
+  if scale not in config.scales:
+    raise ValueError(f'--scale={scale}: not one of {", ".join(sorted(config.scales))} '
+                     '(the scales of configs/reproduce.py)')
+  if beta < 0:
+    raise ValueError(f'--betas: β={beta:g} is negative; use 0 (GIM) or a positive KL weight')
+  model = load_config_file(config.gim_config if beta == 0 else config.sim_config)
+  model.lock()  # an override naming no key of the encoder config is an error, not a new key
+  try:
+    model.update(config.scales[scale])
+  except (KeyError, TypeError) as e:
+    reason = str(e.args[0] if e.args else e).splitlines()[0]
+    raise ValueError(f'configs/reproduce.py scales.{scale}: {reason}') from None
+  if config.data_root:
+    model.data.root = config.data_root
+  if beta > 0:
+    model.model.kld_weight = float(beta)
+  return model
+
+
+def stage_settings(config) -> dict:
+  """What a stage's result depends on: the model's config as JSON has it, less the data's location."""
+  settings = json.loads(json.dumps(config.to_dict()))
+  settings['data'].pop('root')
+  return settings
+
+
+def run_stage(model_dir: str, stage: str, label: str, config, fn) -> dict:
+  """`fn()` unless `<model_dir>/reproduce/<stage>.json` exists; writes it (with the minutes taken and
+  the settings) last and atomically, and prints one progress line either way. A record made with
+  other settings stops the run. Returns the stage's record."""
+  path = os.path.join(model_dir, 'reproduce', f'{stage}.json')
+  settings = stage_settings(config)
+  if os.path.exists(path):
+    record = io.read_json(path)
+    if record['settings'] != settings:
+      raise ValueError(f'{path} was made with other settings than this run\'s (another scale or config); '
+                       f'use another --workdir, or delete {model_dir} to redo it')
+    print(f'[reproduce] {label}: {stage} done before ({record["minutes"]:.1f} min), skipped', flush=True)
+    return record
+  print(f'[reproduce] {label}: {stage} ...', flush=True)
+  started = time.time()
+  record = fn()
+  record.update(minutes=(time.time() - started) / 60, settings=settings)
+  io.write_json(path, record)
+  print(f'[reproduce] {label}: {stage} done in {record["minutes"]:.1f} min', flush=True)
+  return record
+
+
+def last_validation(workdir: str) -> dict:
+  """The last validation record of `<workdir>/metrics.jsonl`: {'step', 'nce', 'kld'} per module."""
+  val = [r for r in io.read_jsonl(os.path.join(workdir, 'metrics.jsonl')) if 'val/nce' in r]
+  if not val:
+    raise ValueError(f'{workdir}/metrics.jsonl has no validation record; delete {workdir} and rerun')
+  return {'step': val[-1]['step'], 'nce': val[-1]['val/nce'], 'kld': val[-1]['val/kld']}
+
+
+def collapsed(validation: dict, num_negatives: int, kind: str) -> bool:
+  """True when every module's InfoNCE is near chance, ln(1 + negatives), and (SIM) every KL near 0:
+  the encoder sits at the prior and predicts nothing."""
+  chance = math.log(1 + num_negatives)
+  at_chance = min(validation['nce']) >= NCE_COLLAPSED_SHARE * chance
+  return at_chance and (kind != 'sim' or max(validation['kld']) < KL_COLLAPSED)
+
+
+def train_stage(config, workdir: str) -> dict:
+  """Train (or resume) the encoder; the last validation and whether it collapsed."""
+  from sim_jax.train.loop import train_and_evaluate
+  train_and_evaluate(config, workdir)
+  validation = last_validation(workdir)
+  return {'validation': validation,
+          'collapsed': collapsed(validation, config.model.num_negatives, config.model.kind)}
+
+
+def probe_config(config, task: str, source: str, bias: bool | None = None) -> ml_collections.ConfigDict:
+  """A copy of `config` with probe task / source (and bias) set; the rest is the config's recipe."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.probe.task, config.probe.source = task, source
+  if bias is not None:
+    config.probe.bias = bias
+  return config
+
+
+def probes_stage(config, workdir: str) -> dict:
+  """Syllable and vowel probes on every module and the context: accuracy mean ± std over seeds."""
+  from sim_jax.probe import run_probe
+  out = {}
+  for task in TASKS:
+    for source in SOURCES:
+      r = run_probe(probe_config(config, task, source), workdir)
+      out[f'{task}_{source}'] = {'mean': r['accuracy'], 'std': r['accuracy_std'],
+                                 'seeds': r['evaluations'][r['evaluation']]['per_seed_accuracy'],
+                                 'chance': r['chance'], 'checkpoint_step': r['checkpoint']['step']}
+  return {'probes': out}
+
+
+def concentration_stage(config, workdir: str) -> dict:
+  """The bias-free vowel probe on the last conv module and how concentrated its weights are."""
+  from sim_jax.analysis.weights import concentration, load_probe_weights
+  from sim_jax.probe import probe_name, run_probe
+  config = probe_config(config, *CONCENTRATION_PROBE, bias=False)
+  r = run_probe(config, workdir)
+  name = probe_name(config.probe)
+  weights, _ = load_probe_weights(os.path.join(workdir, 'probes', name))
+  c = concentration(weights)
+  return {'probe': name, 'accuracy': r['accuracy'], 'dims': c['num_dims'],
+          'dims_50': c['mean_dims_for_50pct'], 'dims_90': c['mean_dims_for_90pct'],
+          'entropy': c['mean_entropy'], 'normalized_entropy': c['mean_normalized_entropy']}
+
+
+def score_summary(ks, relative, width: int) -> dict:
+  """The curve's two numbers: the relative error at n = width / 8 (interpolated in log2 n when the
+  curve has no such point) and the area under the curve over log2 n, divided by the log2 range
+  (a mean relative error in [0, ~1]; lower: the information sits in fewer dimensions)."""
+  logs = np.log2(np.asarray(ks, np.float64))
+  relative = np.asarray(relative, np.float64)
+  n = max(width // 8, int(ks[0]))
+  auc = float(np.sum(np.diff(logs) * (relative[1:] + relative[:-1]) / 2) / (logs[-1] - logs[0]))
+  return {'n': n, 'relative_at_n': float(np.interp(math.log2(n), logs, relative)), 'auc_log2': auc}
+
+
+def decoder_stage(config, workdir: str) -> dict:
+  """decode.py's decoder and the interpolation contribution score curve."""
+  from sim_jax.decoder.run import run
+  r = run(config, workdir)
+  score = r['contribution_score']
+  return {'module': r['module'], 'k': score['k'], 'relative': score['relative'],
+          'num_pairs': score['num_pairs'], 'num_items': score['num_items'],
+          'encoder_step': r['encoder_step'], 'decoder_step': r['decoder_step'],
+          'test_mse': r['reconstruction']['test_mse'], 'snr_db': r['reconstruction']['snr_db'],
+          **score_summary(score['k'], score['relative'], config.model.channels)}
+
+
+def analysis_stage(config, workdir: str) -> dict:
+  """analyze.py's report; its total correlation (Gaussian over all dims, KDE on channel subsets)."""
+  from sim_jax.analysis.run import analyze
+  results = analyze(config, workdir)
+  details = results['entanglement']['items']['']['details']
+  gaussian = details['gaussian']
+  kde = [{k: row[k] for k in ('channels', 'times', 'max_signals', 'samples', 'tc_mean', 'tc_std',
+                               'standardized_tc_mean')}
+         for row in details['kde']]
+  run = results['run']['items']['']['numbers']
+  return {'report': os.path.join(workdir, 'report', 'index.html'),
+          'analysed_module': run['analysed module'], 'encoder_step': run['encoder step'],
+          'total_correlation': {'gaussian': gaussian['tc'], 'gaussian_excess': gaussian['excess_tc'],
+                                'gaussian_dims': gaussian['dims'], 'kde': kde}}
+
+
+STAGE_FUNCTIONS = {'train': train_stage, 'probes': probes_stage, 'concentration': concentration_stage,
+                   'decoder': decoder_stage, 'analysis': analysis_stage}
+
+
+def table_entry(config, beta: float, workdir: str, records: dict) -> dict:
+  """One model's row of table.json from its stage records."""
+  m, t = config.model, config.train
+  return {
+      'model': m.kind, 'name': model_name(beta), 'beta': beta, 'channels': m.channels,
+      'epochs': t.num_epochs, 'workdir': os.path.abspath(workdir),
+      'checkpoint_step': records['probes']['probes'][f'{TASKS[0]}_{SOURCES[-1]}']['checkpoint_step'],
+      'collapsed': records['train']['collapsed'], 'validation': records['train']['validation'],
+      'probes': {k: {x: v[x] for x in ('mean', 'std', 'seeds', 'chance')}
+                 for k, v in records['probes']['probes'].items()},
+      'concentration': {'interpolation': records['decoder']['relative_at_n'],
+                        'interpolation_n': records['decoder']['n'],
+                        'interpolation_auc_log2': records['decoder']['auc_log2'],
+                        'interpolation_curve': {'k': records['decoder']['k'],
+                                                'relative': records['decoder']['relative']},
+                        'dims_50': records['concentration']['dims_50'],
+                        'dims_90': records['concentration']['dims_90'],
+                        'entropy': records['concentration']['entropy'],
+                        'normalized_entropy': records['concentration']['normalized_entropy']},
+      'total_correlation': records['analysis']['total_correlation'],
+      'minutes': {s: records[s]['minutes'] for s in STAGES},
+      'settings': {'kld_weight': m.kld_weight, 'gru_hidden': m.gru_hidden,
+                   'prediction_steps': m.prediction_steps, 'batch_size': t.batch_size,
+                   'learning_rate': t.learning_rate, 'steps_per_epoch': t.steps_per_epoch,
+                   'seed': config.seed, 'probe': config.probe.to_dict(),
+                   'decoder': {k: config.decoder[k] for k in ('module', 'latents', 'loss', 'num_epochs',
+                                                              'steps_per_epoch', 'score_items',
+                                                              'score_pairs', 'checkpoint')},
+                   'analysis': config.analysis.to_dict()},
+      'report': records['analysis']['report'],
+  }
+
+
+def _pm(probe: dict) -> str:
+  return f'{100 * probe["mean"]:.1f} ± {100 * probe["std"]:.1f}'
+
+
+def table_markdown(table: dict) -> str:
+  """table.md: our figures per model, the original's beside them, where each comes from."""
+  models = table['models']
+  lines = [f'# SIM vs GIM on de Boer — scale `{table["scale"]}`', '',
+           f'Workdir `{table["workdir"]}`; wall time {table["minutes"]:.0f} min. Probe accuracy in % '
+           f'(mean ± std over seeds; chance: syllables 11.1, vowels 33.3); interpolation: relative '
+           f'decoder error after interpolating the n = width/8 most different dimensions of module 0 '
+           f'(lower: more concentrated), AUC: its mean over log2 n; dims 90 %: dimensions holding 90 % '
+           f'of the bias-free vowel probe\'s |w| (module 2), entropy of |w| in nats.', '',
+           '| model | β | ch | epochs | collapsed | val InfoNCE | val KL | syll. context | vowels context '
+           '| interpolation (n) | AUC | dims 90 % | entropy | Gaussian TC excess | KDE TC (ch) |',
+           '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+  for e in models:
+    c, tc, v = e['concentration'], e['total_correlation'], e['validation']
+    kde = f'{tc["kde"][-1]["tc_mean"]:.3g} ({tc["kde"][-1]["channels"]})' if tc['kde'] else '—'
+    lines.append(
+        f'| {e["name"]} | {e["beta"]:g} | {e["channels"]} | {e["epochs"]} | '
+        f'{"**yes**" if e["collapsed"] else "no"} | {" / ".join(f"{x:.2f}" for x in v["nce"])} | '
+        f'{" / ".join(f"{x:.3g}" for x in v["kld"])} | {_pm(e["probes"]["syllables_context"])} | '
+        f'{_pm(e["probes"]["vowels_context"])} | {c["interpolation"]:.3f} ({c["interpolation_n"]}) | '
+        f'{c["interpolation_auc_log2"]:.3f} | {c["dims_90"]:.1f} | {c["entropy"]:.2f} | '
+        f'{tc["gaussian_excess"]:.3g} | {kde} |')
+  for kind in ('gim', 'sim'):
+    o = ORIGINAL[kind]
+    lines.append(f'| original {kind.upper()} | {0 if kind == "gim" else 0.01:g} | 512 | 1000 | | | | '
+                 f'{100 * o["syllables_context"]:.1f} | {100 * o["vowels_context"]:.1f} | '
+                 f'{o["interpolation"]:.3f} (not recorded) | | | | | |')
+  lines += ['', f'Original rows: {ORIGINAL["setting"]}. Collapsed: every module\'s validation InfoNCE '
+            f'≥ {NCE_COLLAPSED_SHARE:g} · ln(1 + negatives) and (SIM) every KL < {KL_COLLAPSED:g} — '
+            'such a row is not SIM\'s result.', '', '## Probes on every module (accuracy %, mean ± std)', '',
+            '| model | ' + ' | '.join(f'{t} {s}' for t in TASKS for s in SOURCES) + ' |',
+            '|---|' + '---|' * (len(TASKS) * len(SOURCES))]
+  for e in models:
+    lines.append(f'| {e["name"]} | ' + ' | '.join(_pm(e['probes'][f'{t}_{s}']) for t in TASKS
+                                                   for s in SOURCES) + ' |')
+  lines += ['', '## Minutes per stage', '', '| model | ' + ' | '.join(STAGES) + ' |',
+            '|---|' + '---|' * len(STAGES)]
+  for e in models:
+    lines.append(f'| {e["name"]} | ' + ' | '.join(f'{e["minutes"][s]:.1f}' for s in STAGES) + ' |')
+  lines += ['', 'Each model\'s workdir, checkpoint step and settings: table.json; its report: '
+            '`<model>/report/index.html`.', '']
+  return '\n'.join(lines)
+
+
+def plot_tradeoff(table: dict, path: str) -> None:
+  """Probe accuracy (context, syllables and vowels) against interpolation concentration, one point
+  per model (the β values joined in order when there are more than two), the original's marked."""
+  models = sorted(table['models'], key=lambda e: e['beta'])
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+  for ax, task in zip(axes, TASKS):
+    key = f'{task}_context'
+    x = [e['concentration']['interpolation'] for e in models]
+    y = [100 * e['probes'][key]['mean'] for e in models]
+    err = [100 * e['probes'][key]['std'] for e in models]
+    if len(models) > 2:
+      ax.plot(x, y, '-', color='0.6', zorder=1)
+    for e, xi, yi, ei in zip(models, x, y, err):
+      color = 'tab:blue' if e['model'] == 'gim' else 'tab:red'
+      ax.errorbar(xi, yi, yerr=ei, fmt='o', color=color, zorder=2)
+      ax.annotate(f'{e["name"]}{" (collapsed)" if e["collapsed"] else ""}', (xi, yi),
+                  textcoords='offset points', xytext=(5, 5), fontsize=8)
+    for kind, color in (('gim', 'tab:blue'), ('sim', 'tab:red')):
+      o = ORIGINAL[kind]
+      ax.plot(o['interpolation'], 100 * o[key], marker='*', markersize=14, markerfacecolor='none',
+              markeredgecolor=color, linestyle='none', label=f'original {kind.upper()} (512 ch, 1000 epochs)')
+    ax.axhline(100 * models[0]['probes'][key]['chance'], color='0.8', linestyle=':', label='chance')
+    ax.set_xlabel(f'interpolation relative error at n = width/8 (lower: more concentrated)')
+    ax.set_ylabel(f'{task} accuracy, context probe (%)')
+    ax.set_title(task)
+    ax.legend(fontsize=7, loc='best')
+  fig.suptitle(f'accuracy vs concentration — scale {table["scale"]} (ours: dots; original: stars)')
+  fig.tight_layout()
+  io.save_figure(fig, path)
+  plt.close(fig)
+
+
+def reproduce(config, scale: str, betas: list[float], workdir: str) -> dict:
+  """Run (or resume) every stage for every β in `workdir`, then write table.json, table.md and
+  tradeoff.png there; returns the table."""
+  if not betas:
+    raise ValueError('--betas: give at least one β (0 = GIM)')
+  started = time.time()
+  configs = {b: experiment_config(config, scale, b) for b in betas}  # every config error before any work
+  entries = []
+  for beta, model in configs.items():
+    name = model_name(beta)
+    model_dir = os.path.join(workdir, name)
+    label = f'{name} (β={beta:g}, {model.model.channels} ch, {model.train.num_epochs} epochs)'
+    records = {}
+    for stage in STAGES:
+      records[stage] = run_stage(model_dir, stage, label, model,
+                                 lambda stage=stage: STAGE_FUNCTIONS[stage](model, model_dir))
+    entries.append(table_entry(model, beta, model_dir, records))
+  table = {'scale': scale, 'workdir': os.path.abspath(workdir), 'original': ORIGINAL,
+           'minutes': sum(sum(e['minutes'].values()) for e in entries),
+           'this_run_minutes': (time.time() - started) / 60, 'models': entries}
+  io.write_json(os.path.join(workdir, 'table.json'), table)
+  io.write_text(os.path.join(workdir, 'table.md'), table_markdown(table))
+  plot_tradeoff(table, os.path.join(workdir, 'tradeoff.png'))
+  return table
