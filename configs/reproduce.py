@@ -10,7 +10,8 @@ config merged into each model's config (override one with e.g. --config.scales.c
 
   paper  the original's run: 512 channels, GRU 256, batch 64, 1000 epochs, decoder 200 epochs (a GPU job)
   cpu    512 channels, batch 8, 20 epochs (SIM at β = 0.01 learns at this width, not at 64); decoder
-         1 epoch at batch 8, 200 scored pairs; ≈ 95 min on 2 cores (README, Reproducing the paper)
+         1 epoch at batch 8, 200 scored pairs; KDE estimates capped at 2000 vectors (the original's
+         (512, ∞, ∞) setting is 8192); ≈ 95 min on 2 cores (README, Reproducing the paper)
   smoke  16 channels, 2 steps, 2-epoch probes, tiny decoder: the CI test of the whole pipeline
 """
 
@@ -35,6 +36,8 @@ def get_config():
           train=dict(batch_size=8, num_epochs=20),
           probe=dict(seeds=3),
           decoder=dict(batch_size=8, num_epochs=1, score_pairs=200),
+          # the KDE's (512, all frames, all items) setting fits 8192 vectors: ~25 min a model uncapped
+          analysis=dict(kde_max_vectors=2000),
       ),
       smoke=dict(
           model=dict(channels=16, gru_hidden=8),

@@ -160,13 +160,12 @@ def probes_stage(config, workdir: str) -> dict:
 def concentration_stage(config, workdir: str) -> dict:
   """The bias-free vowel probe on the last conv module and how concentrated its weights are."""
   from sim_jax.analysis.weights import concentration, load_probe_weights
-  from sim_jax.probe import probe_name, run_probe
+  from sim_jax.probe import run_probe
   config = probe_config(config, *CONCENTRATION_PROBE, bias=False)
   r = run_probe(config, workdir)
-  name = probe_name(config.probe)
-  weights, _ = load_probe_weights(os.path.join(workdir, 'probes', name))
+  weights, _, _ = load_probe_weights(os.path.join(workdir, 'probes', r['name'], 'weights.npz'))
   c = concentration(weights)
-  return {'probe': name, 'accuracy': r['accuracy'], 'dims': c['num_dims'],
+  return {'probe': r['name'], 'features': r['features'], 'accuracy': r['accuracy'], 'dims': c['num_dims'],
           'dims_50': c['mean_dims_for_50pct'], 'dims_90': c['mean_dims_for_90pct'],
           'entropy': c['mean_entropy'], 'normalized_entropy': c['mean_normalized_entropy']}
 
@@ -200,8 +199,8 @@ def analysis_stage(config, workdir: str) -> dict:
   results = analyze(config, workdir)
   details = results['entanglement']['items']['']['details']
   gaussian = details['gaussian']
-  kde = [{k: row[k] for k in ('channels', 'times', 'max_signals', 'samples', 'tc_mean', 'tc_std',
-                               'standardized_tc_mean')}
+  kde = [{k: row[k] for k in ('setting', 'channels', 'times', 'max_items', 'items', 'samples', 'capped',
+                               'tc_mean', 'tc_std', 'standardized_tc_mean')}
          for row in details['kde']]
   run = results['run']['items']['']['numbers']
   return {'report': os.path.join(workdir, 'report', 'index.html'),

@@ -36,7 +36,8 @@ def test_each_beta_gets_its_encoder_recipe_and_the_scale_changes_only_sizes():
     allowed = {'model.channels', 'model.gru_hidden', 'train.batch_size', 'train.num_epochs',
                'train.steps_per_epoch', 'train.eval_steps', 'train.learning_rate', 'probe.num_epochs',
                'probe.seeds', 'decoder.num_epochs', 'decoder.steps_per_epoch', 'decoder.eval_steps',
-               'decoder.batch_size', 'decoder.score_items', 'decoder.score_pairs', 'analysis.max_items'}
+               'decoder.batch_size', 'decoder.score_items', 'decoder.score_pairs', 'analysis.max_items',
+               'analysis.kde_max_vectors'}
     assert changed <= allowed, changed - allowed
   assert model_name(0.0) == 'gim' and model_name(0.01) == 'sim_beta0.01'
 
