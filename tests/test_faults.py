@@ -25,10 +25,12 @@ import pytest
 from sim_jax.cli import run_main
 from sim_jax.data import make_source
 from sim_jax.data.common import load_npz_cache
+from sim_jax.probe.features import cached_features, feature_source
 from sim_jax.train.checkpoint import Checkpoints, CheckpointError, load_config, load_trained_encoder
 from sim_jax.train.loop import train_and_evaluate
 from sim_jax.train.step import create_train_state
 from tests.conftest import DATA, REPO
+from tests.probe.helpers import tiny_trained
 from tests.train.helpers import small_config
 
 ARGS = ['--config=configs/demo.py', '--config.model.channels=8', '--config.model.gru_hidden=4',
@@ -73,6 +75,7 @@ def runs(tmp_path_factory):
   done = run('train.py', trained, '--config.train.num_epochs=2')
   assert done.returncode == 0, done.stderr[-3000:]
   assert sorted(os.listdir(trained / 'checkpoints')) == ['4', '6']  # keep_recent=2
+  assert not os.path.exists(trained / 'best')  # train.select_best is off by default
   shutil.copytree(trained, straight)
   done = run('train.py', straight, '--config.train.num_epochs=3')
   assert done.returncode == 0, done.stderr[-3000:]
@@ -123,6 +126,7 @@ def test_bit_flips_in_the_latest_checkpoint_resume_from_the_one_before(runs, tmp
   assert 'warning: checkpoint 6 is damaged' in done.stderr and 'resuming from step 4' in done.stderr
   assert os.path.isdir(workdir / 'checkpoints' / '6.damaged')  # moved aside, not deleted
   _assert_same_result(workdir, straight)
+  assert load_trained_encoder(str(workdir), 'best').step == 9  # no best/: the last checkpoint
 
 
 def test_a_checkpoint_missing_its_commit_marker_is_passed_over(runs, tmp_path, capsys):
@@ -224,6 +228,25 @@ def test_damaged_librispeech_manifest_and_labels_are_rebuilt(shared_data, tmp_pa
   assert warned == caches
   np.testing.assert_array_equal(again.lengths, first.lengths)
   np.testing.assert_array_equal(labels, first_labels)
+
+
+@pytest.mark.parametrize('damage', sorted(DAMAGE))
+def test_a_damaged_probe_feature_cache_is_rebuilt(tmp_path, caplog, damage):
+  trained = tiny_trained('sim_deboer')
+  config = small_config('demo')
+  config.data.demo_num_test = 6
+  data = make_source(config.data, 'test', 'syllables')
+  source, cache = feature_source(trained, 'module_2'), str(tmp_path / 'cache')
+  first = cached_features(cache, trained, source, data, data_config=config.data, batch_size=4, frames=True)
+  want = np.array(first.frames)  # a copy: the entry's frames are a memory map of the file damaged next
+  (entry,) = glob.glob(os.path.join(cache, '*'))
+  DAMAGE[damage](os.path.join(entry, 'frames.f32'))
+  with caplog.at_level(logging.WARNING, logger='sim_jax.data'):
+    again = cached_features(cache, trained, source, data, data_config=config.data, batch_size=4, frames=True)
+  (warning,) = [r.getMessage() for r in caplog.records if 'damaged cache' in r.getMessage()]
+  assert entry in warning and 'frames.f32 does not match its sha256' in warning
+  np.testing.assert_array_equal(np.asarray(again.frames), want)
+  assert glob.glob(os.path.join(cache, '*')) == [entry]
 
 
 def _truncated_libri_root(tmp_path) -> str:

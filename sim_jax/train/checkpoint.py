@@ -178,7 +178,7 @@ class Checkpoints:
         need = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(jax.device_get(state)))
         raise io.DiskFull(os.path.join(str(manager.directory), str(step)), need, full) from None
       folder = os.path.join(str(manager.directory), str(step))
-      if os.path.isdir(folder):  # best/ keeps a worse step only until the save returns
+      if os.path.isdir(folder) and jax.process_index() == 0:  # best/ drops a worse step at once
         io.write_text(os.path.join(folder, DIGEST_FILE), digest + '\n')
 
   def restore(self, target: TrainState) -> TrainState:
@@ -199,9 +199,10 @@ class Checkpoints:
       raise CheckpointError(f'{self.folder}: no intact checkpoint to resume from ({found}); delete the '
                             'workdir to train from scratch, or train afresh with another --workdir')
     for bad, problem in damaged:
-      moved = _move_aside(os.path.join(self.folder, str(bad)))
-      print(f'warning: checkpoint {bad} is damaged ({problem}); moved it to {moved}, resuming from '
-            f'step {step}', file=sys.stderr, flush=True)
+      if jax.process_index() == 0:  # one host renames (the folder is shared)
+        moved = _move_aside(os.path.join(self.folder, str(bad)))
+        print(f'warning: checkpoint {bad} is damaged ({problem}); moved it to {moved}, resuming from '
+              f'step {step}', file=sys.stderr, flush=True)
     if damaged:
       self.latest.reload()
     return state
