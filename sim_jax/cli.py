@@ -47,7 +47,7 @@ def progress_bar(**kwargs):
   def show_above(*args, **kw):
     with tqdm.external_write_mode(file=sys.stderr):
       show(*args, **kw)
-  root.handlers[:] = [_AboveBars(h) for h in handlers]
+  root.handlers[:] = [_AboveBars(h) for h in handlers or [std_logging.lastResort]]
   warnings.showwarning = show_above
   try:
     with tqdm(**kwargs) as bar:

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import secrets
+from io import BytesIO
 from typing import Any, Callable
 
 import numpy as np
@@ -63,7 +64,7 @@ def atomic_write(path: str, write: Callable[[str], None], size: int | None = Non
   try:
     write(tmp)
     os.replace(tmp, path)
-  except OSError as e:
+  except Exception as e:  # noqa: BLE001 (writers wrap the OS error: soundfile, matplotlib)
     reason = disk_full_reason(e)
     if reason is None:
       raise
@@ -100,14 +101,17 @@ def write_json(path: str, data: Any) -> None:
   write_text(path, json.dumps(_to_builtin(data), indent=2, sort_keys=False) + '\n')
 
 
-def write_text(path: str, text: str) -> None:
-  """Write a UTF-8 text file atomically."""
-  data = text.encode('utf-8')
-
+def write_bytes(path: str, data: bytes) -> None:
+  """Write a file atomically."""
   def write(tmp):
     with open(tmp, 'wb') as f:
       f.write(data)
   atomic_write(path, write, len(data))
+
+
+def write_text(path: str, text: str) -> None:
+  """Write a UTF-8 text file atomically."""
+  write_bytes(path, text.encode('utf-8'))
 
 
 def read_json(path: str) -> Any:
@@ -127,11 +131,12 @@ def save_npz(path: str, **arrays) -> None:
 def save_figure(fig, path: str, dpi: int = 110) -> None:
   """Save a matplotlib figure atomically and close it."""
   import matplotlib.pyplot as plt
+  buffer = BytesIO()  # rendered first, so a full disk's message can give the size
   try:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight',
-                                               format=os.path.splitext(path)[1][1:] or 'png'))
+    fig.savefig(buffer, dpi=dpi, bbox_inches='tight', format=os.path.splitext(path)[1][1:] or 'png')
   finally:
     plt.close(fig)
+  write_bytes(path, buffer.getvalue())
 
 
 def read_jsonl(path: str) -> list[dict]:

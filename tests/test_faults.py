@@ -303,8 +303,8 @@ def test_a_write_past_the_file_size_limit_is_one_line_and_keeps_the_checkpoints(
                         capture_output=True, text=True, timeout=300)
   assert done.returncode == 2
   line = _one_error_line(done.stderr)
-  assert line == (f'error: cannot write {target}: File too large; free at least 0.1 MB on '
-                  f'{target.parent} (or raise the file-size limit) and rerun — nothing half-written was left')
+  assert line == (f'error: cannot write {target}: File too large; free at least 0.1 MB on {target.parent} '
+                  '(or raise the file-size limit) and rerun — nothing half-written was left')
   assert os.listdir(target.parent) == []
 
 
@@ -314,7 +314,8 @@ def test_sigkill_while_checkpoints_are_written_then_resume_bit_identical(runs, t
   three times; each rerun resumes, and the last ends as the uninterrupted run."""
   run, trained, straight = runs
   workdir = _copy(trained, tmp_path)
-  cmd = _command('train.py', workdir, '--config.train.num_epochs=3', '--config.train.checkpoint_every_steps=1')
+  cmd = _command('train.py', workdir, '--config.train.num_epochs=3',
+                 '--config.train.checkpoint_every_steps=1')
   env = _env(str(straight.parent / 'xla-cache'))
   rng = random.Random(18)
   kills = 0

@@ -268,9 +268,12 @@ def cached_features(cache_dir: str, trained: TrainedEncoder, source: FeatureSour
     if os.path.exists(folder):
       shutil.rmtree(folder)
     os.rename(tmp, folder)
-  except BaseException:
+  except BaseException as e:
     shutil.rmtree(tmp, ignore_errors=True)
-    raise
+    full = io.disk_full_reason(e)
+    if full is None:
+      raise
+    raise io.DiskFull(folder, len(data_source) * source.dim * 4, full) from None  # pooled: a lower bound
   return _load_entry(folder, source.dim)
 
 

@@ -33,9 +33,9 @@ from sim_jax.train.step import (active_modules, accumulate, compile_on_first_cal
 # logs and saves, where the data are read from, and the sections of the later stages. Any other
 # difference from the workdir's config.json stops the resume (record_settings).
 CHANGEABLE_ON_RESUME = ('train.num_epochs', 'train.checkpoint_every_', 'train.keep_every_epochs',
-                        'train.keep_recent', 'train.log_every_steps', 'train.eval_steps', 'train.distributed', 'data.root',
-                        'data.cache_dir', 'data.num_threads', 'data.prefetch', 'data.on_bad_file',
-                        'wandb.', 'probe.', 'decoder.', 'analysis.')
+                        'train.keep_recent', 'train.log_every_steps', 'train.eval_steps',
+                        'train.distributed', 'data.root', 'data.cache_dir', 'data.num_threads',
+                        'data.prefetch', 'data.on_bad_file', 'wandb.', 'probe.', 'decoder.', 'analysis.')
 
 
 class TrainingDiverged(ArithmeticError):
@@ -97,6 +97,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if config.train.select_best:  # model selection never sees the test split
     train_source, heldout_source = data_lib.hold_out(train_source, config.train.validation_fraction,
                                                      config.seed)
+    if len(heldout_source) < config.train.batch_size:
+      raise ValueError(f'config.train.validation_fraction={config.train.validation_fraction} holds out '
+                       f'{len(heldout_source)} of {len(heldout_source) + len(train_source)} training items, '
+                       f'fewer than one batch of {config.train.batch_size}; raise it')
     io.write_json(os.path.join(workdir, 'heldout_items.json'),
                   {'seed': config.seed, 'fraction': config.train.validation_fraction,
                    'names': heldout_source.names})
