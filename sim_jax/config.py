@@ -37,6 +37,9 @@ def train_config(dataset: str) -> ml_collections.ConfigDict:
       checkpoint_every_epochs=1,  # latest checkpoint (resume point)
       checkpoint_every_steps=0,   # >0: also mid-epoch (long LibriSpeech epochs)
       keep_every_epochs=10,       # also keep every n-th epoch (the original keeps every 10th)
+      keep_recent=2,              # newest checkpoints kept (a damaged one falls back to the next)
+      select_best=False,          # True: keep best/, chosen on held-out training items (opt-in)
+      validation_fraction=0.1,    # select_best only: seeded fraction of the training split held out for it
       distributed=False,          # jax.distributed.initialize() for multi-host TPU/GPU
   ))
 
@@ -71,7 +74,7 @@ def probe_config(dataset: str) -> ml_collections.ConfigDict:
       extract_batch_size=16,      # encoder batch size for feature extraction
       seed=0,                     # first seed; also fixes the crops
       seeds=1,                    # repeat with seeds seed..seed+seeds-1, report mean ± std
-      checkpoint='best',          # encoder checkpoint: best | latest | <step>
+      checkpoint='latest',        # encoder checkpoint: latest (the original's last epoch) | best | <step>
   ))
 
 
@@ -91,7 +94,7 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
       eval_steps=-1,              # test batches per epoch; -1: the whole test split
       log_every_steps=10,         # train-loss records in metrics.jsonl
       seed=0,
-      checkpoint='best',          # encoder checkpoint decoded: best | latest | <step>
+      checkpoint='latest',        # encoder checkpoint decoded: latest (the original's) | best | <step>
       num_reconstructions=4,      # first test items written as original + reconstruction
       num_samples=4,              # SIM: latents drawn from N(0, I) and decoded
       interpolate_from='bagubi_1' if deboer else '',  # item name (test split, else train); '' = 1st test item
@@ -121,7 +124,7 @@ def analysis_config() -> ml_collections.ConfigDict:
       module=-1,                  # Gaussian-head module analysed (latent figures, total correlation); -1 = the last (SIM/GIM 2, CPC 0)
       features='sample',          # sample: SIM modules pass on a fresh draw, as the original's get_latents (GIM / CPC:
                                   # their mean, as the original); mean: the mean heads (an option, not the original's)
-      checkpoint='best',          # encoder checkpoint analysed: best | latest | <step>
+      checkpoint='latest',        # encoder checkpoint analysed: latest (the original's) | best | <step>
       max_items=-1,               # -1: every item of each split; n: a random n before encoding (quick runs)
       drop_last=True,             # only whole loader batches, as the original's loaders (a random floor(N/B)·B items);
                                   # False: every item (an option)

@@ -1,8 +1,11 @@
 """Small file helpers shared by every stage: atomic writes, JSON / JSONL, figures, the metric log."""
 
+import errno
+import hashlib
 import json
 import os
 import secrets
+from io import BytesIO
 from typing import Any, Callable
 
 import numpy as np
@@ -26,16 +29,58 @@ def temp_beside(path: str, folder: bool = False) -> str:
       continue
 
 
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
+_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_FULL_MESSAGES = ('No space left on device', 'File too large', 'Disk quota exceeded')
+
+
+class DiskFull(OSError):
+  """A file the disk (or a file-size limit) refused; the message names it and the space needed."""
+
+  def __init__(self, path: str, needed: int | None, reason: str):
+    need = f'at least {needed / 1e6:.1f} MB' if needed else 'some space'
+    super().__init__(f'cannot write {path}: {reason}; free {need} on {os.path.dirname(path) or "."} '
+                     f'(or raise the file-size limit) and rerun — nothing half-written was left')
+
+
+def disk_full_reason(e: BaseException) -> str | None:
+  """'No space left on device' (or the like) if `e` or an error it wraps is one, else None."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno in _FULL_ERRNOS:
+      return os.strerror(e.errno)
+    for message in _FULL_MESSAGES:  # tensorstore (orbax) reports the OS error as text
+      if message in str(e):
+        return message
+    e = e.__cause__ or e.__context__
+  return None
+
+
+def atomic_write(path: str, write: Callable[[str], None], size: int | None = None) -> None:
   """Create `path` atomically: `write(tmp)` writes a temp file beside it (`temp_beside`), which is
-  then renamed into place; a failed or interrupted write leaves no file."""
+  then renamed into place; a failed or interrupted write leaves no file. A full disk raises DiskFull
+  (`size`: the bytes being written, for its message)."""
   tmp = temp_beside(path)
   try:
     write(tmp)
     os.replace(tmp, path)
+  except Exception as e:  # noqa: BLE001 (writers wrap the OS error: soundfile, matplotlib)
+    reason = disk_full_reason(e)
+    if reason is None:
+      raise
+    raise DiskFull(path, size, reason) from None
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+def file_digest(path: str) -> str:
+  """sha256 (hex) of a file's bytes, read in 1 MB blocks."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def _to_builtin(value: Any):
@@ -56,12 +101,17 @@ def write_json(path: str, data: Any) -> None:
   write_text(path, json.dumps(_to_builtin(data), indent=2, sort_keys=False) + '\n')
 
 
+def write_bytes(path: str, data: bytes) -> None:
+  """Write a file atomically."""
+  def write(tmp):
+    with open(tmp, 'wb') as f:
+      f.write(data)
+  atomic_write(path, write, len(data))
+
+
 def write_text(path: str, text: str) -> None:
   """Write a UTF-8 text file atomically."""
-  def write(tmp):
-    with open(tmp, 'w', encoding='utf-8') as f:
-      f.write(text)
-  atomic_write(path, write)
+  write_bytes(path, text.encode('utf-8'))
 
 
 def read_json(path: str) -> Any:
@@ -75,17 +125,18 @@ def save_npz(path: str, **arrays) -> None:
   def write(tmp):
     with open(tmp, 'wb') as f:  # a file object: given a name, np.savez would append '.npz'
       np.savez(f, **arrays)
-  atomic_write(path, write)
+  atomic_write(path, write, sum(np.asarray(a).nbytes for a in arrays.values()))
 
 
 def save_figure(fig, path: str, dpi: int = 110) -> None:
   """Save a matplotlib figure atomically and close it."""
   import matplotlib.pyplot as plt
+  buffer = BytesIO()  # rendered first, so a full disk's message can give the size
   try:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight',
-                                               format=os.path.splitext(path)[1][1:] or 'png'))
+    fig.savefig(buffer, dpi=dpi, bbox_inches='tight', format=os.path.splitext(path)[1][1:] or 'png')
   finally:
     plt.close(fig)
+  write_bytes(path, buffer.getvalue())
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -127,10 +178,17 @@ class MetricLog:
   def write(self, step: int, **values) -> None:
     """Append one record {'step': step, **values}."""
     record = {'step': int(step), **_to_builtin(values)}
+    line = json.dumps(record) + '\n'
     os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
-      f.flush()
+    try:
+      with open(self.path, 'a') as f:
+        f.write(line)
+        f.flush()
+    except OSError as e:  # a torn last line is dropped by read_jsonl and by the resume's truncate
+      reason = disk_full_reason(e)
+      if reason is None:
+        raise
+      raise DiskFull(self.path, len(line), reason) from None
     if self._wandb is not None:
       self._wandb.log(_flatten(record), step=int(step))
 

@@ -39,7 +39,7 @@ def test_import_writes_a_loadable_workdir_and_refuses_to_overwrite_one(sim_state
   workdir = str(tmp_path / 'w')
   run = _import(state_path, f'--config={SIM}', *NARROW, f'--workdir={workdir}')
   assert run.returncode == 0, run.stderr
-  trained = load_trained_encoder(workdir, 'best')  # no validation yet: falls back to the import
+  trained = load_trained_encoder(workdir, 'best')  # no best/ (select_best off): falls back to the import
   config = load_config_file(SIM)
   config.model.channels, config.model.gru_hidden = 32, 16
   _, target = create_train_state(config, jax.random.PRNGKey(0))
@@ -51,7 +51,7 @@ def test_import_writes_a_loadable_workdir_and_refuses_to_overwrite_one(sim_state
   listing = sorted(os.listdir(workdir))
   again = _import(state_path, f'--config={SIM}', *NARROW, f'--workdir={workdir}')
   assert again.returncode == 2 and 'Traceback' not in again.stderr
-  assert again.stderr.strip() == (f'error: {workdir} already holds a run (config.json, checkpoints, best); '
+  assert again.stderr.strip() == (f'error: {workdir} already holds a run (config.json, checkpoints); '
                                   'import into a new --workdir')
   assert sorted(os.listdir(workdir)) == listing
 

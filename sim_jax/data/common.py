@@ -5,9 +5,13 @@ import json
 import logging
 import os
 import struct
+import zipfile
+import zlib
 
 import numpy as np
 import soundfile as sf
+
+from sim_jax import io
 
 logger = logging.getLogger('sim_jax.data')
 
@@ -70,15 +74,45 @@ def file_stats(paths: list[str]) -> list[tuple[str, int, int]]:
 
 
 def load_npz_cache(path: str) -> dict | None:
-  """The arrays of a cache file, or None if it is absent or unreadable (then it is rebuilt)."""
+  """The arrays of a cache file, or None if it is absent or damaged (then the caller rebuilds it).
+
+  npz members carry a CRC-32 that reading checks, so a flipped bit or a cut is found here; it is
+  reported in one warning line.
+  """
   if not os.path.exists(path):
     return None
   try:
     with np.load(path, allow_pickle=False) as z:
       return {k: z[k] for k in z.files}
-  except (OSError, ValueError, EOFError) as e:
-    logger.warning('ignoring unreadable cache %s (%s); rebuilding it', path, e)
+  except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+    warn_damaged_cache(path, e)
     return None
+
+
+def save_json_cache(path: str, data) -> None:
+  """Write `data` (JSON) atomically with its sha256, for `load_json_cache` to verify."""
+  io.write_json(path, {'sha256': fingerprint(data), 'data': data})
+
+
+def load_json_cache(path: str):
+  """The data `save_json_cache` wrote, or None if the file is absent or damaged (unparsable, or
+  not matching its sha256: one warning line; the caller rebuilds it)."""
+  if not os.path.exists(path):
+    return None
+  try:
+    held = io.read_json(path)
+    if fingerprint(held['data']) != held['sha256']:
+      raise ValueError('contents do not match their sha256')
+    return held['data']
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    warn_damaged_cache(path, e)
+    return None
+
+
+def warn_damaged_cache(path: str, problem) -> None:
+  """One warning line: the cache file `path` is damaged (`problem`) and is being rebuilt."""
+  logger.warning('damaged cache %s (%s); rebuilding it', path,
+                 str(problem).strip().splitlines()[0] if str(problem).strip() else type(problem).__name__)
 
 
 _MASK64 = (1 << 64) - 1

@@ -23,7 +23,6 @@ headers) and the parsed phone labels are cached in `{cache}/librispeech/`.
 """
 
 import concurrent.futures
-import json
 import os
 import re
 
@@ -33,7 +32,8 @@ from tqdm import tqdm
 
 from sim_jax import io
 from sim_jax.data.common import (FRAME_HOP, BadFiles, DataError, audio_header, file_stats, fingerprint,
-                                 load_npz_cache, logger, mix_key_array, resolve_cache_dir)
+                                 load_json_cache, load_npz_cache, logger, mix_key_array, resolve_cache_dir,
+                                 save_json_cache)
 from sim_jax.data.source import Source
 
 CROP_LENGTH = 20480
@@ -45,7 +45,7 @@ PHONE_FILE = 'converted_aligned_phones.txt'
 DOWNLOAD_HINT = ('download it with: python -m sim_jax.data.download librispeech --root DIR, then '
                  'pass --config.data.root=DIR')
 _ID = re.compile(r'^(\d+)-(\d+)-(\d+)$')
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the manifest is stored with its sha256
 _warned: set = set()
 
 
@@ -104,17 +104,14 @@ def _manifest(root: str, split: str, ids: list[str], cache_dir: str, num_threads
   key = fingerprint(_CACHE_VERSION, os.path.realpath(os.path.join(root, AUDIO_DIR)), ids,
                     file_stats([paths[u] for u in present]))
   cache_path = os.path.join(cache_dir, 'librispeech', f'manifest-{split}-{key}.json')
-  if os.path.exists(cache_path):
-    try:
-      with open(cache_path) as f:
-        return json.load(f), missing
-    except ValueError:
-      logger.warning('ignoring unreadable cache %s; rebuilding it', cache_path)
+  entries = load_json_cache(cache_path)
+  if entries is not None:
+    return entries, missing
   with concurrent.futures.ThreadPoolExecutor(max(num_threads, 1)) as pool:
     headers = tqdm(pool.map(_inspect, [paths[u] for u in present]), total=len(present),
                    desc=f'LibriSpeech {split} manifest (once)', disable=len(present) < 1000 or None)
     entries = dict(zip(present, headers))
-  io.write_json(cache_path, entries)
+  save_json_cache(cache_path, entries)
   return entries, missing
 
 

@@ -76,3 +76,37 @@ class ArraySource(Source):
     """Rows `indices` of the array and their labels; `crop_key` is unused (no crops)."""
     indices = np.asarray(indices, np.int64)
     return {'audio': self.audio[indices], **self.label_arrays(indices)}  # audio (n, T)
+
+
+class Subset(Source):
+  """Items `indices` of another source, in that order: e.g. training items held out for model
+  selection (`hold_out`). Loading maps back to the parent, so crops are the parent's."""
+
+  def __init__(self, parent: Source, indices: np.ndarray, split: str):
+    """`indices`: (n,) positions in `parent`; `split` names the part, e.g. 'train-heldout'."""
+    indices = np.asarray(indices, np.int64)
+    super().__init__(split=split, variant=parent.variant, names=[parent.names[i] for i in indices],
+                     item_length=parent.item_length, labels=parent.label_arrays(indices),
+                     class_names=parent.class_names, skipped=parent.skipped)
+    self.corpus = parent.corpus
+    self.parent = parent
+    self.indices = indices
+    if hasattr(parent, 'lengths'):
+      self.lengths = np.asarray(parent.lengths)[indices]
+
+  def load(self, indices: np.ndarray, crop_key: int, **kwargs) -> dict[str, np.ndarray]:
+    """The parent's items at our positions `indices` (kwargs as the parent's `load`)."""
+    return self.parent.load(self.indices[np.asarray(indices, np.int64)], crop_key, **kwargs)
+
+
+def hold_out(source: Source, fraction: float, seed: int) -> tuple[Subset, Subset]:
+  """(the rest, the held-out part) of `source`: a seeded random `fraction` of its items, at least
+  one, held out; both parts keep the source's order."""
+  if not 0 < fraction < 1:
+    raise ValueError(f'config.train.validation_fraction={fraction}: use a fraction in (0, 1)')
+  n = len(source)
+  count = max(1, int(round(n * fraction)))
+  held = np.zeros(n, bool)
+  held[np.random.default_rng(seed).permutation(n)[:count]] = True
+  return (Subset(source, np.flatnonzero(~held), f'{source.split}-rest'),
+          Subset(source, np.flatnonzero(held), f'{source.split}-heldout'))

@@ -22,7 +22,8 @@ pass (that frame's right-edge padding sees the previous layer's output of silenc
 
 Deterministic features are computed once per (checkpoint, source, data split, variant, crop set)
 and cached in `<workdir>/probes/cache/<digest>/` (pooled.npy, valid.npy, frames.f32 + offsets.npy
-for frame-wise tasks, meta.json; built in a temporary folder and renamed), so reruns, other tasks on
+for frame-wise tasks, meta.json with their sha256s; built in a temporary folder and renamed; an entry
+that fails its check is rebuilt with a warning), so reruns, other tasks on
 the same data and extra seeds reuse them. The key includes a digest of the encoder parameters, so
 retraining a workdir never serves stale features.
 """
@@ -43,10 +44,11 @@ from tqdm import tqdm
 
 from sim_jax import data as data_lib
 from sim_jax import io
+from sim_jax.data.common import warn_damaged_cache
 from sim_jax.models import encode
 from sim_jax.models.encoder import Encoder
 from sim_jax.models.layers import conv_frames
-from sim_jax.train.checkpoint import TrainedEncoder
+from sim_jax.train.checkpoint import TrainedEncoder, tree_digest
 
 FEATURES = ('mean', 'sample')
 
@@ -160,11 +162,7 @@ def compute_features(encoder: Encoder, source: FeatureSource, keep_frames: bool,
 
 def params_digest(variables) -> str:
   """A short hash of every array of the encoder's variables (the cache key's identity of weights)."""
-  digest = hashlib.sha1()
-  for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:
-    digest.update(jax.tree_util.keystr(path).encode())
-    digest.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
-  return digest.hexdigest()[:16]
+  return tree_digest(variables)[:16]
 
 
 @dataclasses.dataclass
@@ -262,8 +260,14 @@ def cached_features(cache_dir: str, trained: TrainedEncoder, source: FeatureSour
   digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
   folder = os.path.join(cache_dir, digest)
   meta = os.path.join(folder, 'meta.json')
-  if os.path.exists(meta) and (not frames or io.read_json(meta)['frames']):
-    return _load_entry(folder, source.dim)
+  if os.path.exists(meta):
+    try:
+      held = _checked_meta(folder)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      warn_damaged_cache(folder, e)
+    else:
+      if not frames or held['frames']:
+        return _load_entry(folder, source.dim)
   tmp = io.temp_beside(folder, folder=True)
   try:
     what = f'{source.name} features ({data_source.corpus} {data_source.split} {data_source.variant})'
@@ -273,15 +277,29 @@ def cached_features(cache_dir: str, trained: TrainedEncoder, source: FeatureSour
     np.save(os.path.join(tmp, 'valid.npy'), feats.valid)
     if frames:
       np.save(os.path.join(tmp, 'offsets.npy'), feats.offsets)
+    files = {name: io.file_digest(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
     io.write_json(os.path.join(tmp, 'meta.json'), {**key, 'frames': frames, 'dim': source.dim,
-                                                   'names': list(data_source.names)})
+                                                   'names': list(data_source.names), 'sha256': files})
     if os.path.exists(folder):
       shutil.rmtree(folder)
     os.rename(tmp, folder)
-  except BaseException:
+  except BaseException as e:
     shutil.rmtree(tmp, ignore_errors=True)
-    raise
+    full = io.disk_full_reason(e)
+    if full is None:
+      raise
+    raise io.DiskFull(folder, len(data_source) * source.dim * 4, full) from None  # pooled: a lower bound
   return _load_entry(folder, source.dim)
+
+
+def _checked_meta(folder: str) -> dict:
+  """An entry's meta.json, after checking every file against the sha256 it records (ValueError:
+  a file is missing, cut or damaged; an entry from before the digests counts as damaged)."""
+  held = io.read_json(os.path.join(folder, 'meta.json'))
+  for name, digest in held['sha256'].items():
+    if io.file_digest(os.path.join(folder, name)) != digest:
+      raise ValueError(f'{name} does not match its sha256')
+  return held
 
 
 def _load_entry(folder: str, dim: int) -> Features:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from sim_jax import data as data_lib
 from sim_jax import io
+from sim_jax.cli import progress_bar
 from sim_jax.models import check_audio, module_specs
 from sim_jax.train.checkpoint import (Checkpoints, StopRequest, checkpoint_steps, load_config,
                                       record_settings, save_and_stop, with_training_data_root)
@@ -32,9 +33,9 @@ from sim_jax.train.step import (active_modules, accumulate, compile_on_first_cal
 # logs and saves, where the data are read from, and the sections of the later stages. Any other
 # difference from the workdir's config.json stops the resume (record_settings).
 CHANGEABLE_ON_RESUME = ('train.num_epochs', 'train.checkpoint_every_', 'train.keep_every_epochs',
-                        'train.log_every_steps', 'train.eval_steps', 'train.distributed', 'data.root',
-                        'data.cache_dir', 'data.num_threads', 'data.prefetch', 'data.on_bad_file',
-                        'wandb.', 'probe.', 'decoder.', 'analysis.')
+                        'train.keep_recent', 'train.log_every_steps', 'train.eval_steps',
+                        'train.distributed', 'data.root', 'data.cache_dir', 'data.num_threads',
+                        'data.prefetch', 'data.on_bad_file', 'wandb.', 'probe.', 'decoder.', 'analysis.')
 
 
 class TrainingDiverged(ArithmeticError):
@@ -54,7 +55,9 @@ def _fetch(acc: dict) -> dict:
 
 
 def evaluate(config, eval_step, state, source, sharding, num_modules: int) -> dict:
-  """Mean validation metrics per module over the test split (full batches, as the original)."""
+  """Mean validation metrics per module over `source` (full batches, as the original): the test
+  split each epoch, as the original logs it, and the held-out training items when
+  train.select_best chooses `best/` by them."""
   batch_size = config.train.batch_size
   steps = data_lib.steps_per_epoch(source, batch_size, drop_last=True)
   if config.train.eval_steps > 0:
@@ -90,6 +93,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
                      f'{mesh.size} devices; use a multiple of {mesh.size}')
   train_source = data_lib.make_source(config.data, 'train', 'words')
   test_source = data_lib.make_source(config.data, 'test', 'words')
+  heldout_source = None
+  if config.train.select_best:  # model selection never sees the test split
+    train_source, heldout_source = data_lib.hold_out(train_source, config.train.validation_fraction,
+                                                     config.seed)
+    if len(heldout_source) < config.train.batch_size:
+      raise ValueError(f'config.train.validation_fraction={config.train.validation_fraction} holds out '
+                       f'{len(heldout_source)} of {len(heldout_source) + len(train_source)} training items, '
+                       f'fewer than one batch of {config.train.batch_size}; raise it')
+    io.write_json(os.path.join(workdir, 'heldout_items.json'),
+                  {'seed': config.seed, 'fraction': config.train.validation_fraction,
+                   'names': heldout_source.names})
   specs = module_specs(config.model)
   check_audio(np.zeros((1, train_source.item_length), np.float32), specs)
   steps_per_epoch = data_lib.steps_per_epoch(train_source, config.train.batch_size, drop_last=True)
@@ -102,11 +116,18 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   encoder, state = create_train_state(config, jax.random.PRNGKey(config.seed))
   replicated = NamedSharding(mesh, P())
-  checkpoints = Checkpoints(workdir, keep_period_steps=config.train.keep_every_epochs * steps_per_epoch)
+  checkpoints = Checkpoints(workdir, keep_period_steps=config.train.keep_every_epochs * steps_per_epoch,
+                            keep_recent=config.train.keep_recent)
+  resuming = checkpoints.latest_step() is not None
+  if resuming:
+    try:
+      state = checkpoints.restore(state)  # the newest intact checkpoint
+    except BaseException:
+      checkpoints.close()
+      raise
   log = io.MetricLog(os.path.join(workdir, 'metrics.jsonl'), config.wandb, config.to_dict(),
                      wandb_dir=workdir)
-  if checkpoints.latest_step() is not None:
-    state = checkpoints.restore(state)
+  if resuming:
     log.truncate(int(state.step))
   state = jax.device_put(state, replicated)
   step = int(state.step)  # host-side mirror of state.step: the loop never syncs to read it
@@ -129,12 +150,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
       first = step - epoch * steps_per_epoch
       n_run = max(active) + 1
       acc = empty_accumulator(n_run)
-      bar = tqdm(total=steps_per_epoch, initial=first, desc=f'epoch {epoch + 1}/{config.train.num_epochs}',
-                 unit='step', dynamic_ncols=True, disable=jax.process_index() != 0)
       tick, tick_step = time.perf_counter(), step
-      with data_lib.batches(train_source, config.train.batch_size, seed=config.seed, epoch=epoch,
-                            shuffle=True, drop_last=True, start_step=first, sharding=sharding,
-                            prefetch=config.data.prefetch) as batches:
+      with progress_bar(total=steps_per_epoch, initial=first, unit='step', dynamic_ncols=True,
+                        desc=f'epoch {epoch + 1}/{config.train.num_epochs}',
+                        disable=jax.process_index() != 0) as bar, \
+          data_lib.batches(train_source, config.train.batch_size, seed=config.seed, epoch=epoch,
+                           shuffle=True, drop_last=True, start_step=first, sharding=sharding,
+                           prefetch=config.data.prefetch) as batches:
         for i, batch in zip(range(first, steps_per_epoch), batches):
           if stop.requested:
             break
@@ -157,7 +179,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
               and done % config.train.checkpoint_every_steps == 0):
             _fetch(acc)
             checkpoints.save(state)
-      bar.close()
       if stop.requested and step < (epoch + 1) * steps_per_epoch:  # else: validate, save, then stop
         _fetch(acc)  # a non-finite loss since the last fetch stops the run without saving
         save_and_stop(checkpoints, state)
@@ -167,8 +188,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
         log.write(done, epoch=epoch, **{f'val/{k}': v for k, v in val_metrics.items()})
         tqdm.write(f'epoch {epoch + 1}: validation InfoNCE per module ' +
                    ' '.join(f'{x:.4f}' for x in val_metrics['nce']))
+      heldout_loss = None
+      if heldout_source is not None:
+        heldout = evaluate(config, eval_step, state, heldout_source, sharding, num_modules)
+        if heldout:
+          log.write(done, epoch=epoch, **{f'heldout/{k}': v for k, v in heldout.items()})
+          heldout_loss = float(np.sum(heldout['total']))
       if (epoch + 1) % config.train.checkpoint_every_epochs == 0 or epoch + 1 == config.train.num_epochs:
-        checkpoints.save(state, val_loss=float(np.sum(val_metrics['total'])) if val_metrics else None)
+        checkpoints.save(state, val_loss=heldout_loss)
       if jax.process_index() == 0:
         plot_loss_curves(io.read_jsonl(os.path.join(workdir, 'metrics.jsonl')),
                          os.path.join(workdir, 'loss_curves.png'))
