@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from sim_jax import data as data_lib
 from sim_jax import io
+from sim_jax.cli import progress_bar
 from sim_jax.decoder.media import plot_decoder_loss
 from sim_jax.decoder.latents import (TEST_DRAWS, TRAIN_DRAWS, DecoderError, LatentSource, draw_key,
                                      latent_frames, latents)
@@ -213,10 +214,10 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
     with StopRequest() as stop:
       for epoch in range(step // steps_per_epoch, cfg.num_epochs):
         first = step - epoch * steps_per_epoch
-        bar = tqdm(total=steps_per_epoch, initial=first, unit='step', dynamic_ncols=True,
-                   desc=f'decoder module {source.module} epoch {epoch + 1}/{cfg.num_epochs}')
         running, count, tick = jnp.zeros(()), 0, time.perf_counter()
-        with data_lib.batches(train_source, cfg.batch_size, seed=cfg.seed, epoch=epoch, shuffle=True,
+        with progress_bar(total=steps_per_epoch, initial=first, unit='step', dynamic_ncols=True,
+                          desc=f'decoder module {source.module} epoch {epoch + 1}/{cfg.num_epochs}') as bar, \
+             data_lib.batches(train_source, cfg.batch_size, seed=cfg.seed, epoch=epoch, shuffle=True,
                               drop_last=True, start_step=first, sharding=sharding,
                               prefetch=config.data.prefetch) as batches:
           for i, batch in zip(range(first, steps_per_epoch), batches):
@@ -232,7 +233,6 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
               log.write(step, epoch=epoch, samples_per_second=rate, **{'train/loss': mean})
               bar.set_postfix_str(f'loss {mean:.5f}')
               running, count, tick = jnp.zeros(()), 0, time.perf_counter()
-        bar.close()
         if stop.requested and step < (epoch + 1) * steps_per_epoch:  # else: evaluate, save, stop
           _check_finite(running, step)
           save_and_stop(checkpoints, state)

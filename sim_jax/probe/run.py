@@ -30,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sim_jax import io
+from sim_jax.cli import progress_bar
 from sim_jax.probe import results as results_lib
 from sim_jax.probe.features import ProbeError, cached_features, extract, feature_source, resolve_source
 from sim_jax.probe.linear import (ProbeSpec, feature_norm, identity_norm, init_probe, make_optimizer,
@@ -222,13 +223,13 @@ def run_probe(config, workdir: str) -> dict:
   log = io.MetricLog(os.path.join(out_dir, 'metrics.jsonl'), config.wandb, config.to_dict(),
                      wandb_dir=out_dir)
   log.truncate(-1)  # a rerun replaces the previous run's records
-  bar = tqdm(total=len(seeds) * cfg.num_epochs, desc=f'probe {name}', unit='epoch', dynamic_ncols=True)
   runs = []
   try:
-    for i, seed in enumerate(seeds):
-      runs.append(_fit(cfg, provider, spec, seed, headline, log, i * cfg.num_epochs, bar))
+    with progress_bar(total=len(seeds) * cfg.num_epochs, desc=f'probe {name}', unit='epoch',
+                      dynamic_ncols=True) as bar:
+      for i, seed in enumerate(seeds):
+        runs.append(_fit(cfg, provider, spec, seed, headline, log, i * cfg.num_epochs, bar))
   finally:
-    bar.close()
     log.close()
 
   unseen = [names[c] for c in classes_without_training_items(task, train_source, test_sources[headline])]
