@@ -64,6 +64,20 @@ def active_modules(config, epoch: int) -> tuple[int, ...]:
   return (min(epoch * n // config.train.num_epochs, n - 1),)
 
 
+def _with_matmul_precision(encoder: Encoder) -> Callable:
+  """Decorator: trace the step under `encoder.matmul_precision` (config.model.matmul_precision), so
+  that every matmul and conv of it, backward pass included, gets that precision on GPU/TPU too."""
+
+  def wrap(fn):
+    @functools.wraps(fn)
+    def traced(*args):
+      with jax.default_matmul_precision(encoder.matmul_precision):
+        return fn(*args)
+    return traced
+
+  return wrap
+
+
 def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...]):
   """The jitted step (state, batch, key) -> (state, metrics) training the `active` modules.
 
@@ -75,6 +89,7 @@ def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...
   n = max(active) + 1
   model_cfg = config.model
 
+  @_with_matmul_precision(encoder)
   def step(state: TrainState, batch, key):
     audio = batch['audio']  # (B, T)
     draws = draw_randomness(key, encoder.specs, audio.shape[0], audio.shape[1],
@@ -116,6 +131,7 @@ def make_eval_step(config, encoder: Encoder, mesh: Mesh):
   model_cfg = config.model
   n = len(encoder.specs)
 
+  @_with_matmul_precision(encoder)
   def step(params, batch_stats, batch, key):
     audio = batch['audio']
     draws = draw_randomness(key, encoder.specs, audio.shape[0], audio.shape[1],
