@@ -6,6 +6,7 @@ optimizer states are replicated; the same code runs on 1 CPU, N GPUs and multi-h
 
 import ctypes
 import functools
+import os
 from typing import Any, Callable
 
 import flax.struct
@@ -33,6 +34,22 @@ class TrainState:
 def make_optimizer(train_config) -> optax.GradientTransformation:
   """The per-module optimizer: Adam (betas 0.9/0.999, eps 1e-8), constant learning rate."""
   return optax.adam(train_config.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+
+
+def initialize_distributed() -> None:
+  """`jax.distributed.initialize()` for a multi-process run (`config.train.distributed`).
+
+  The cluster comes from the environment: TPU pods, SLURM and Open MPI are detected by jax; anywhere
+  else set JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID
+  (jax itself reads only the first).
+  """
+  counts = {}
+  for name, arg in (('JAX_NUM_PROCESSES', 'num_processes'), ('JAX_PROCESS_ID', 'process_id')):
+    if os.environ.get(name):
+      if not os.environ[name].isdigit():
+        raise ValueError(f'{name}={os.environ[name]!r} is not a non-negative integer')
+      counts[arg] = int(os.environ[name])
+  jax.distributed.initialize(**counts)
 
 
 def make_mesh() -> Mesh:
