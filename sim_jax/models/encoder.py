@@ -73,9 +73,16 @@ class ModuleSpec:
     return field
 
 
+def policy(model_config, key: str):
+  """`config.model.<key>` of the precision / implementation policy (matmul_precision, compute_dtype,
+  implementation); a workdir's config.json written before these keys existed means the defaults."""
+  from sim_jax.config import model_config as defaults  # local: config imports the data package
+  return model_config.get(key, defaults(model_config.kind)[key])
+
+
 def resolve_implementation(model_config) -> str:
   """'cpu' or 'plain' for `config.model.implementation` ('auto': 'cpu' on the CPU backend)."""
-  choice = model_config.implementation
+  choice = policy(model_config, 'implementation')
   if choice not in IMPLEMENTATIONS:
     raise ValueError(f'config.model.implementation={choice!r}: use one of {IMPLEMENTATIONS}')
   if choice == 'auto':
@@ -85,10 +92,10 @@ def resolve_implementation(model_config) -> str:
 
 def compute_dtype(model_config):
   """The activation / matmul dtype of `config.model.compute_dtype` (parameters stay float32)."""
-  if model_config.compute_dtype not in COMPUTE_DTYPES:
-    raise ValueError(f'config.model.compute_dtype={model_config.compute_dtype!r}: use one of '
-                     f'{COMPUTE_DTYPES}')
-  return jnp.dtype(model_config.compute_dtype)
+  dtype = policy(model_config, 'compute_dtype')
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f'config.model.compute_dtype={dtype!r}: use one of {COMPUTE_DTYPES}')
+  return jnp.dtype(dtype)
 
 
 def module_specs(model_config) -> tuple[ModuleSpec, ...]:

@@ -13,17 +13,16 @@ import jax.numpy as jnp
 
 from sim_jax.losses import draw_negatives, draw_window_start, gaussian_kl, info_nce
 from sim_jax.models.encoder import (MATMUL_PRECISIONS, Encoder, EncoderModule, ModuleSpec,
-                                    compute_dtype, frame_counts)
+                                    compute_dtype, frame_counts, policy)
 
 
 def make_encoder(model_config, specs: Sequence[ModuleSpec]) -> Encoder:
   """The Flax encoder for `config.model` and its module specs."""
-  if model_config.matmul_precision not in MATMUL_PRECISIONS:
-    raise ValueError(f'config.model.matmul_precision={model_config.matmul_precision!r}: use one of '
-                     f'{MATMUL_PRECISIONS}')
+  precision = policy(model_config, 'matmul_precision')
+  if precision not in MATMUL_PRECISIONS:
+    raise ValueError(f'config.model.matmul_precision={precision!r}: use one of {MATMUL_PRECISIONS}')
   compute_dtype(model_config)  # checked here, where every run starts
-  return Encoder(tuple(specs), num_steps=model_config.prediction_steps,
-                 matmul_precision=model_config.matmul_precision)
+  return Encoder(tuple(specs), num_steps=model_config.prediction_steps, matmul_precision=precision)
 
 
 def draw_randomness(key, specs: Sequence[ModuleSpec], batch: int, num_samples: int, *,

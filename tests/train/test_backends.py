@@ -6,6 +6,7 @@ same losses and gradients to float32 round-off, and the same parameters after a 
 (Both also reproduce the original's recorded outputs: tests/models/test_reference_parity.py.)
 """
 
+import functools
 import re
 
 import jax
@@ -17,6 +18,7 @@ import pytest
 from sim_jax.config import model_config, train_config
 from sim_jax.models import draw_randomness, greedy_loss, make_encoder, module_specs
 from sim_jax.models.encoder import resolve_implementation
+from sim_jax.models.layers import BatchNorm1d
 from sim_jax.train.step import create_train_state, make_mesh, make_train_step
 
 BATCH, SAMPLES = 4, 3000
@@ -83,7 +85,10 @@ def test_both_paths_give_the_same_losses_and_gradients():
   jax.tree_util.tree_map_with_path(check, g_cpu, g_plain)
 
 
-def _train(config, steps=2):
+@functools.lru_cache(maxsize=None)
+def _train(implementation: str, dtype: str, steps: int = 2):
+  """Two Adam steps of a narrow SIM (shared by the tests below: each compile costs)."""
+  config = _config(implementation=implementation, dtype=dtype)
   mesh = make_mesh()
   encoder, state = create_train_state(config, jax.random.PRNGKey(0))
   step = make_train_step(config, encoder, mesh, tuple(range(len(encoder.specs))))
@@ -96,26 +101,38 @@ def _train(config, steps=2):
 
 def test_both_paths_train_alike():
   """Two Adam steps of SIM: the same losses and parameters either way."""
-  cpu_state, cpu_losses = _train(_config())
-  plain_state, plain_losses = _train(_config(implementation='plain'))
+  cpu_state, cpu_losses = _train('cpu', 'float32')
+  plain_state, plain_losses = _train('plain', 'float32')
   np.testing.assert_allclose(cpu_losses, plain_losses, rtol=1e-5)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                          cpu_state.params, plain_state.params)
 
 
 def test_bfloat16_keeps_state_float32_and_losses_close():
-  """compute_dtype=bfloat16: parameters, Adam moments, BatchNorm statistics and losses stay float32;
-  the losses of each step are those of float32 to bf16's ~3 significant digits."""
-  f32_state, f32_losses = _train(_config(batch_norm=True), steps=2)
-  bf16_state, bf16_losses = _train(_config(batch_norm=True, dtype='bfloat16'), steps=2)
-  for tree in (bf16_state.params, bf16_state.opt_state, bf16_state.batch_stats):
+  """compute_dtype=bfloat16: parameters and Adam moments stay float32, and so do the losses, which
+  are those of float32 to bf16's ~3 significant digits."""
+  f32_state, f32_losses = _train('cpu', 'float32')
+  bf16_state, bf16_losses = _train('cpu', 'bfloat16')
+  for tree in (bf16_state.params, bf16_state.opt_state):
     dtypes = {x.dtype for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)}
     assert dtypes == {jnp.dtype(jnp.float32)}
   assert bf16_losses.dtype == np.float32 and np.all(np.isfinite(bf16_losses))
   np.testing.assert_allclose(bf16_losses, f32_losses, rtol=3e-2)
   assert not np.array_equal(bf16_losses, f32_losses)  # it did compute in bf16
-  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0.05, atol=0.02),
-                         bf16_state.batch_stats, f32_state.batch_stats)
+
+
+def test_batch_norm_keeps_float32_statistics_on_bfloat16_input():
+  """BatchNorm on bf16 activations: statistics accumulated in float32 (those of the same values held
+  in float32, not bf16-rounded means), float32 running statistics, a bf16 output."""
+  x = jnp.asarray(np.random.default_rng(0).normal(3.0, 2.0, size=(4, 50, 8)), jnp.bfloat16)
+  layer = BatchNorm1d()
+  variables = layer.init(jax.random.PRNGKey(0), x, True)
+  y32, s32 = layer.apply(variables, x.astype(jnp.float32), True, mutable=['batch_stats'])
+  y16, s16 = layer.apply(variables, x, True, mutable=['batch_stats'])
+  assert y16.dtype == jnp.bfloat16
+  assert {v.dtype for v in jax.tree_util.tree_leaves(s16)} == {jnp.dtype(jnp.float32)}
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), s16, s32)
+  np.testing.assert_allclose(np.asarray(y16, np.float32), y32, atol=0.02)
 
 
 def test_matmul_precision_reaches_every_dot_of_the_step():
@@ -136,3 +153,14 @@ def test_bad_policy_values_are_one_line_errors(key, value):
   config.model[key] = value
   with pytest.raises(ValueError, match=f'config.model.{key}={value!r}'):
     make_encoder(config.model, module_specs(config.model))
+
+
+def test_a_config_from_before_the_policy_keys_means_the_defaults():
+  """A workdir's config.json written before these keys existed still loads (probe, decode, resume)."""
+  old = _config().model.to_dict()
+  for key in ('implementation', 'compute_dtype', 'matmul_precision'):
+    del old[key]
+  old = ml_collections.ConfigDict(old)
+  encoder = make_encoder(old, module_specs(old))
+  assert encoder.matmul_precision == 'highest'
+  assert {s.implementation for s in encoder.specs} == {'cpu'}
