@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sim_jax.config import model_config as default_model_config
 from sim_jax.models.layers import GRU, BatchNorm1d, Conv1d, conv_frames, torch_uniform
 
 # The original's base conv stack (reference-semantics §1.1): (kernel, stride, padding) per layer.
@@ -76,8 +77,7 @@ class ModuleSpec:
 def policy(model_config, key: str):
   """`config.model.<key>` of the precision / implementation policy (matmul_precision, compute_dtype,
   implementation); a workdir's config.json written before these keys existed means the defaults."""
-  from sim_jax.config import model_config as defaults  # local: config imports the data package
-  return model_config.get(key, defaults(model_config.kind)[key])
+  return model_config.get(key, default_model_config(model_config.kind)[key])
 
 
 def resolve_implementation(model_config) -> str:
