@@ -27,6 +27,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 SHARED = os.path.join(os.path.dirname(REPO), 'shared')
 DEBOER_TRAIN_STEPS_PER_EPOCH = 680 // 64  # 680 training words, batch 64, last partial batch dropped
 LIBRISPEECH_TRAIN_STEPS_PER_EPOCH = 22829 // 8  # the CPC train split, batch 8
@@ -164,7 +165,7 @@ def main() -> None:
     report['deboer_training'] = deboer_training(args.smoke, seconds, args.deboer_root, tmp)
   report['targets'] = targets(report)
   report['seconds'] = time.perf_counter() - start
-  from sim_jax import io  # noqa: E402
+  from sim_jax import io
   io.write_json(args.out, report)
   print(json.dumps(report['targets'], indent=1))
   print(f'wrote {args.out} ({report["seconds"]:.0f} s)')
