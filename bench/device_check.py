@@ -7,13 +7,14 @@
 On whatever backend jax finds it runs
   1. `python -m sim_jax.reference check` on every file of ../shared/reference (must PASS: float32
      'highest' matmuls are the default policy, so no TF32 there);
-  2. bench/train_step.py: SIM and GIM at batch 64 and 256 on 10240 samples, batch 64 and 8 (the
-     LibriSpeech recipe's) on 20480, float32 and bfloat16, each with its TFLOP/s next to a same-run
-     matmul of the same dtype;
+  2. bench/train_step.py: SIM and GIM at batch 64 and 256 on 10240 samples and batch 64 on 20480,
+     float32 and bfloat16, each with its GFLOP/s next to a same-run matmul of the same dtype; and SIM
+     float32 at the LibriSpeech recipe's batch 8 x 20480;
   3. bench/data.py: LibriSpeech 20480-sample crops/s against 1..16 decode threads;
-  4. three minutes of real-width (512-channel) SIM training on de Boer through train.py, stopped with
-     SIGTERM; the measured step rate projects the de Boer 1000-epoch and (from the batch-8 x 20480
-     step of 2.) the LibriSpeech 100-epoch recipes;
+  4. three minutes of real-width (512-channel) SIM training on de Boer through train.py (on the
+     built-in demo corpus with the same shapes and recipe where --deboer-root is missing), stopped
+     with SIGTERM; the measured step rate projects the de Boer 1000-epoch and (from the batch-8 x
+     20480 step of 2.) the LibriSpeech 100-epoch recipes;
 and writes everything to device_check.json (--out), with the issue's targets and whether each is met.
 """
 
@@ -73,10 +74,11 @@ def train_steps(smoke: bool, tmp: str) -> dict:
   return report
 
 
-def data_bench(smoke: bool, tmp: str) -> dict:
+def data_bench(smoke: bool, librispeech_root: str, tmp: str) -> dict:
   """3. LibriSpeech crops/s against the decode thread count."""
   out = os.path.join(tmp, 'data.json')
   cmd = [sys.executable, 'bench/data.py', '--loaders', 'librispeech', '--json', out,
+         '--librispeech-root', librispeech_root,
          '--cache-dir', os.path.join(tmp, 'cache'), '--seconds', '1' if smoke else '3',
          '--threads', *(['1', '2'] if smoke else ['1', '2', '4', '8', '16'])]
   run = _run(cmd, timeout=600)
@@ -91,9 +93,16 @@ def deboer_training(smoke: bool, seconds: float, deboer_root: str, tmp: str) -> 
   """4. Real-width SIM on de Boer through train.py for `seconds` (and until 3 step rates past the
   compile are logged), then SIGTERM (a clean stop)."""
   workdir = os.path.join(tmp, 'sim_deboer')
-  cmd = [sys.executable, 'train.py', '--config=configs/sim_deboer.py', f'--workdir={workdir}',
-         f'--config.data.root={deboer_root}',
-         '--config.train.log_every_steps=5', '--config.train.eval_steps=1']
+  cmd = [sys.executable, 'train.py', f'--workdir={workdir}']
+  if os.path.isdir(deboer_root):
+    corpus = 'deboer'
+    cmd += ['--config=configs/sim_deboer.py', f'--config.data.root={deboer_root}']
+  else:  # e.g. a machine the 125 MB corpus did not travel to: the built-in corpus, same shapes and recipe
+    corpus = 'demo (the de Boer recipe and shapes: 10240-sample words)'
+    cmd += ['--config=configs/demo.py', '--config.model.channels=512', '--config.model.gru_hidden=256',
+            '--config.train.batch_size=64', '--config.train.learning_rate=2e-4',
+            '--config.model.kld_weight=0.01']
+  cmd += ['--config.train.log_every_steps=5', '--config.train.eval_steps=1']
   if smoke:
     cmd += ['--config.model.channels=16', '--config.model.gru_hidden=8', '--config.train.batch_size=8',
             '--config.train.log_every_steps=2']
@@ -126,7 +135,7 @@ def deboer_training(smoke: bool, seconds: float, deboer_root: str, tmp: str) -> 
   # the rate between logs; the first includes compiling, later ones each epoch's validation and
   # checkpoint as the recipe runs them; over equal step counts the overall rate is the harmonic mean
   rates = [r['samples_per_second'] for r in records if 'samples_per_second' in r][1:]
-  result = {'seconds': time.perf_counter() - start, 'returncode': proc.returncode,
+  result = {'corpus': corpus, 'seconds': time.perf_counter() - start, 'returncode': proc.returncode,
             'steps': max([r['step'] for r in records], default=0),
             'samples_per_s': len(rates) / sum(1 / r for r in rates) if rates else None,
             'log_tail': output[-1500:]}
@@ -144,12 +153,13 @@ def main() -> None:
   parser.add_argument('--smoke', action='store_true', help='tiny widths and short runs (CPU, CI)')
   parser.add_argument('--out', default='device_check.json')
   parser.add_argument('--reference-dir', default=os.path.join(SHARED, 'reference'))
-  parser.add_argument('--deboer-root', default=os.path.join(SHARED, 'data', 'de_boer'))
+  parser.add_argument('--deboer-root', default=os.path.join(SHARED, 'data', 'de_boer'),
+                      help='missing: part 4 trains on the built-in demo corpus with the same shapes')
+  parser.add_argument('--librispeech-root', default=os.path.join(SHARED, 'data', 'librispeech_mini'))
   parser.add_argument('--train-seconds', type=float, default=None, help='default 180 (smoke: 40)')
   args = parser.parse_args()
-  for folder, flag in ((args.reference_dir, '--reference-dir'), (args.deboer_root, '--deboer-root')):
-    if not os.path.isdir(folder):
-      parser.error(f'{flag} {folder} does not exist; pass the folder (see ../shared/README)')
+  if not os.path.isdir(args.reference_dir):
+    parser.error(f'--reference-dir {args.reference_dir} does not exist; pass the folder of the reference files')
   import jax
   report = {'backend': jax.default_backend(), 'device': jax.devices()[0].device_kind,
             'device_count': jax.device_count(), 'jax': jax.__version__, 'smoke': args.smoke}
@@ -160,7 +170,7 @@ def main() -> None:
                    if f.endswith('.npz'))[:1 if args.smoke else None]  # smoke: the plumbing, one file
     report['reference_check'] = reference_check(files)
     report['train_step'] = train_steps(args.smoke, tmp)
-    report['data'] = data_bench(args.smoke, tmp)
+    report['data'] = data_bench(args.smoke, args.librispeech_root, tmp)
     seconds = args.train_seconds or (40.0 if args.smoke else 180.0)
     report['deboer_training'] = deboer_training(args.smoke, seconds, args.deboer_root, tmp)
   report['targets'] = targets(report)
