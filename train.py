@@ -28,9 +28,9 @@ def main(argv):
       'workdirs', os.path.splitext(os.path.basename(config_flags.get_config_filename(FLAGS['config'])))[0])
 
   def run():
-    import jax
     if config.train.distributed:
-      jax.distributed.initialize()
+      from sim_jax.train.step import initialize_distributed
+      initialize_distributed()
     from sim_jax.train.loop import train_and_evaluate
     train_and_evaluate(config, workdir)
     print(f'done: {workdir}')

@@ -1,6 +1,7 @@
 """Throughput of each data loader on this machine (items/s), through `batches` with prefetch.
 
-  python bench/data.py [--seconds 5] [--librispeech-root DIR] [--deboer-root DIR] [--cache-dir DIR]
+  python bench/data.py [--seconds 5] [--threads 1 2 4 8 16] [--loaders librispeech deboer demo]
+                       [--librispeech-root DIR] [--deboer-root DIR] [--cache-dir DIR] [--json FILE]
 
 Defaults read the real test data in ../shared/data. The LibriSpeech fixture has only 9 utterances,
 so its crops are drawn over and over (every batch has fresh crops). A real-size training step at
@@ -67,37 +68,52 @@ def main() -> None:
   parser.add_argument('--librispeech-root', default=os.path.join(SHARED, 'librispeech_mini'))
   parser.add_argument('--deboer-root', default=os.path.join(SHARED, 'de_boer'))
   parser.add_argument('--cache-dir', default='', help="'' = $SIM_JAX_CACHE or ~/.cache/sim_jax")
+  parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
+                      help='LibriSpeech decode thread counts (data.num_threads) to measure')
+  parser.add_argument('--loaders', nargs='+', default=['librispeech', 'deboer', 'demo'],
+                      choices=['librispeech', 'deboer', 'demo'])
+  parser.add_argument('--json', help='also write the figures to this file')
   args = parser.parse_args()
   print(f'{os.cpu_count()} CPU cores; {args.seconds:.0f} s per loader; items/s: wall (consumer '
         'doing nothing) / loader (own rate)')
+  figures = {'cpu_cores': os.cpu_count(), 'librispeech_crops_per_s': {}}
 
-  for threads in (1, 2):
+  for threads in args.threads if 'librispeech' in args.loaders else ():
     c = default_data_config('librispeech')
     c.update(dict(root=args.librispeech_root, cache_dir=args.cache_dir, num_threads=threads))
     base = make_source(c, 'test', 'words')
     r = measure(Repeated(base, 64), 8, args.seconds)
+    figures['librispeech_crops_per_s'][threads] = r['wall']
     verdict = 'ok' if r['wall'] >= REQUIRED_LIBRISPEECH else 'TOO SLOW'
-    print(f'librispeech crops 20480, batch 8, {threads} thread(s): {r["wall"]:8.1f} / {r["loader"]:8.1f}'
-          f'   (need >= {REQUIRED_LIBRISPEECH:.0f}: {verdict})')
+    print(f'librispeech crops 20480, batch 8, {threads:2d} thread(s): {r["wall"]:8.1f} / {r["loader"]:8.1f}'
+          f'   (need >= {REQUIRED_LIBRISPEECH:.0f}: {verdict})', flush=True)
 
-  c = default_data_config('deboer')
-  c.update(dict(root=args.deboer_root, cache_dir=args.cache_dir))
-  tick = time.perf_counter()
-  words = make_source(c, 'train', 'words')
-  built = time.perf_counter() - tick
-  r = measure(words, 64, args.seconds)
-  print(f'deboer words 10240 (cached), batch 64:        {r["wall"]:8.1f} / {r["loader"]:8.1f}'
-        f'   (source ready in {built:.1f} s)')
-
-  with tempfile.TemporaryDirectory() as tmp:
-    c = default_data_config('demo')
-    c.cache_dir = tmp
+  if 'deboer' in args.loaders:
+    c = default_data_config('deboer')
+    c.update(dict(root=args.deboer_root, cache_dir=args.cache_dir))
     tick = time.perf_counter()
-    demo = make_source(c, 'train', 'words')
+    words = make_source(c, 'train', 'words')
     built = time.perf_counter() - tick
-    print(f'demo words: synthesis {len(demo) / built:8.1f} items/s ({len(demo)} in {built:.1f} s)')
-    r = measure(demo, 16, args.seconds)
-    print(f'demo words 10240, batch 16:                   {r["wall"]:8.1f} / {r["loader"]:8.1f}')
+    r = measure(words, 64, args.seconds)
+    figures['deboer_words_per_s'] = r['wall']
+    print(f'deboer words 10240 (cached), batch 64:         {r["wall"]:8.1f} / {r["loader"]:8.1f}'
+          f'   (source ready in {built:.1f} s)', flush=True)
+
+  if 'demo' in args.loaders:
+    with tempfile.TemporaryDirectory() as tmp:
+      c = default_data_config('demo')
+      c.cache_dir = tmp
+      tick = time.perf_counter()
+      demo = make_source(c, 'train', 'words')
+      built = time.perf_counter() - tick
+      print(f'demo words: synthesis {len(demo) / built:8.1f} items/s ({len(demo)} in {built:.1f} s)')
+      r = measure(demo, 16, args.seconds)
+      figures['demo_words_per_s'] = r['wall']
+      print(f'demo words 10240, batch 16:                    {r["wall"]:8.1f} / {r["loader"]:8.1f}')
+
+  if args.json:
+    from sim_jax import io  # noqa: E402 (the repo root is on sys.path)
+    io.write_json(args.json, figures)
 
 
 if __name__ == '__main__':

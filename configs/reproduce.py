@@ -44,7 +44,7 @@ def get_config():
           train=dict(batch_size=8, num_epochs=1, steps_per_epoch=2, eval_steps=1),
           probe=dict(num_epochs=2, seeds=3),
           decoder=dict(num_epochs=1, steps_per_epoch=2, eval_steps=1, score_items=8, score_pairs=16),
-          analysis=dict(max_items=64),
+          analysis=dict(max_items=64, batch_size=32, kde_batch_size=32, kde_max_vectors=256),
       ),
   ))
   return config

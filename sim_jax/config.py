@@ -21,6 +21,11 @@ def model_config(kind: str) -> ml_collections.ConfigDict:
       window=128,                 # positives come from a random window of this many frames
       kld_weight=0.01 if kind == 'sim' else 0.0,
       kl_reduction='sum_time',    # the original's: summed over time; 'mean': per frame and channel
+      # precision policy (not in the original, which is float32 throughout):
+      matmul_precision='highest',  # float32 matmuls everywhere ('default' lets a GPU use TF32, a TPU bf16 passes)
+      compute_dtype='float32',    # 'bfloat16': activations and matmuls in bf16; parameters, optimizer state,
+                                  # losses and BatchNorm statistics stay float32 (speed option for GPU/TPU)
+      implementation='auto',      # 'auto': 'cpu' on the CPU backend, else 'plain'; see models/encoder.py
   ))
 
 

@@ -45,7 +45,8 @@ def _row_space(batch: int, window: int, num_steps: int):
 ROWS_PER_CHUNK = 64
 
 
-def info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window: int = 128):
+def info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window: int = 128,
+             chunked: bool = True):
   """The original's InfoNCE for one module.
 
   Args:
@@ -55,8 +56,9 @@ def info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window: 
   Returns:
     (loss, per_step): the mean over k of the per-step losses, and the (K,) per-step losses.
 
-  The predictions are one matmul; the rows are then scored a chunk at a time (`ROWS_PER_CHUNK`),
-  each chunk's gathers redone in the backward pass rather than kept.
+  The predictions are one matmul (in the inputs' dtype); the logits are float32. With `chunked`
+  (XLA:CPU) the rows are scored a chunk at a time (`ROWS_PER_CHUNK`), each chunk's gathers redone in
+  the backward pass rather than kept; without, all rows at once (XLA:GPU/TPU).
   """
   batch, length, channels = z.shape
   z_flat = z.reshape(batch * length, channels)  # (B*L, C)
@@ -72,24 +74,28 @@ def info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window: 
   def chunk_nll(rows):  # the summed -log p(positive) of one chunk of R rows, per step
     src, tgt, valid, neg = rows  # (K, R) each, neg (J, R)
     pred = pred_all[src.T, np.arange(num_steps)]  # (R, K, C)
-    pos = jnp.einsum('rkc,rkc->rk', pred, z_win[tgt.T])  # (R, K)
-    negs = jnp.einsum('rkc,rjc->rkj', pred, z_flat[neg.T])  # (R, K, J)
+    pos = jnp.einsum('rkc,rkc->rk', pred, z_win[tgt.T], preferred_element_type=jnp.float32)  # (R, K)
+    negs = jnp.einsum('rkc,rjc->rkj', pred, z_flat[neg.T],
+                      preferred_element_type=jnp.float32)  # (R, K, J)
     logits = jnp.concatenate([pos[..., None], negs], axis=-1)  # (R, K, 1 + J)
     nll = jax.nn.logsumexp(logits, axis=-1) - pos  # (R, K)
     return jnp.sum(jnp.where(valid.T, nll, 0.0), axis=0)  # (K,)
 
   src, tgt, valid = _row_space(batch, window, num_steps)
-  num_rows = src.shape[1]
-  # n chunks, n a divisor of B (so of M), the most that keep >= ROWS_PER_CHUNK rows each
-  n = max(d for d in range(1, batch + 1)
-          if batch % d == 0 and (d == 1 or num_rows // d >= ROWS_PER_CHUNK))
+  rows = (src, tgt, valid, neg_idx)
+  if chunked:
+    num_rows = src.shape[1]
+    # n chunks, n a divisor of B (so of M), the most that keep >= ROWS_PER_CHUNK rows each
+    n = max(d for d in range(1, batch + 1)
+            if batch % d == 0 and (d == 1 or num_rows // d >= ROWS_PER_CHUNK))
 
-  def split(a):  # (K or J, M) -> (n, K or J, R)
-    return a.reshape(a.shape[0], n, num_rows // n).swapaxes(0, 1)
+    def split(a):  # (K or J, M) -> (n, K or J, R)
+      return a.reshape(a.shape[0], n, num_rows // n).swapaxes(0, 1)
 
-  sums = jax.lax.map(jax.checkpoint(chunk_nll),
-                     (split(src), split(tgt), split(valid), split(neg_idx)))  # (n, K)
-  per_step = jnp.sum(sums, axis=0) / (batch * (window - np.arange(1, num_steps + 1)))
+    sums = jnp.sum(jax.lax.map(jax.checkpoint(chunk_nll), tuple(map(split, rows))), axis=0)  # (K,)
+  else:
+    sums = chunk_nll(rows)  # (K,)
+  per_step = sums / (batch * (window - np.arange(1, num_steps + 1)))
   return jnp.mean(per_step), per_step
 
 

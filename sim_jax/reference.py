@@ -175,13 +175,15 @@ def _require(data, key: str, shape=None):
   return value
 
 
-def compare(data) -> dict[str, tuple[float, float]]:
+def compare(data, implementation: str = 'auto') -> dict[str, tuple[float, float]]:
   """Run our code on a reference file's weights, inputs and draws.
 
+  `implementation`: config.model.implementation to check ('auto' | 'cpu' | 'plain').
   Returns {quantity: (max abs error, max abs of the reference)} for every recorded array.
   """
   meta = json.loads(str(_require(data, 'meta')))
   cfg = config_from_meta(meta)
+  cfg.implementation = implementation
   specs = module_specs(cfg)
   encoder = make_encoder(cfg, specs)
   audio = _require(data, 'input')
@@ -215,8 +217,9 @@ def compare(data) -> dict[str, tuple[float, float]]:
     return greedy_loss(params, variables['batch_stats'], audio, draws, encoder=encoder,
                        model_config=cfg, train=(True,) * n)
 
-  (objective, (metrics, new_stats, outputs)), grads = jax.jit(
-      jax.value_and_grad(loss_fn, has_aux=True))(variables['params'])
+  with jax.default_matmul_precision(encoder.matmul_precision):
+    (objective, (metrics, new_stats, outputs)), grads = jax.jit(
+        jax.value_and_grad(loss_fn, has_aux=True))(variables['params'])
   errors = {}
 
   def record(name, ours, ref):

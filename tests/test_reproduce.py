@@ -37,7 +37,7 @@ def test_each_beta_gets_its_encoder_recipe_and_the_scale_changes_only_sizes():
                'train.steps_per_epoch', 'train.eval_steps', 'train.learning_rate', 'probe.num_epochs',
                'probe.seeds', 'decoder.num_epochs', 'decoder.steps_per_epoch', 'decoder.eval_steps',
                'decoder.batch_size', 'decoder.score_items', 'decoder.score_pairs', 'analysis.max_items',
-               'analysis.kde_max_vectors'}
+               'analysis.kde_max_vectors', 'analysis.batch_size', 'analysis.kde_batch_size'}
     assert changed <= allowed, changed - allowed
   assert model_name(0.0) == 'gim' and model_name(0.01) == 'sim_beta0.01'
 

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sim_jax.config import model_config as default_model_config
 from sim_jax.models.layers import GRU, BatchNorm1d, Conv1d, conv_frames, torch_uniform
 
 # The original's base conv stack (reference-semantics §1.1): (kernel, stride, padding) per layer.
@@ -26,6 +27,14 @@ CPC_EXTRA_LAYERS = ((10, 5, 2, True), (8, 4, 2, True), (1, 1, 0, False), (4, 2, 
                     (4, 2, 2, True), (1, 1, 0, False), (4, 2, 1, True), (1, 1, 0, False))
 
 KINDS = ('sim', 'gim', 'cpc')
+# How the step is formulated (config.model.implementation). 'cpu': the choices tuned for XLA:CPU —
+# convolutions as im2col matmuls with a custom gradient (layers.patch_conv), Gaussian draws one batch
+# row at a time, InfoNCE a chunk of rows at a time with its gathers redone in the backward pass.
+# 'plain': lax.conv, whole-batch draws, unchunked InfoNCE, which XLA:GPU/TPU schedule and fuse
+# themselves. Both give the same numbers (same key -> same draws); 'auto' picks per backend.
+IMPLEMENTATIONS = ('auto', 'cpu', 'plain')
+MATMUL_PRECISIONS = ('highest', 'high', 'default', 'float32', 'tensorfloat32', 'bfloat16')
+COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +53,7 @@ class ModuleSpec:
   gru_hidden: int = 256
   use_batch_norm: bool = True
   gaussian: bool = False
+  implementation: str = 'cpu'  # 'cpu' | 'plain' (resolved, see IMPLEMENTATIONS)
 
   @property
   def context_dim(self) -> int:
@@ -64,11 +74,36 @@ class ModuleSpec:
     return field
 
 
+def policy(model_config, key: str):
+  """`config.model.<key>` of the precision / implementation policy (matmul_precision, compute_dtype,
+  implementation); a workdir's config.json written before these keys existed means the defaults."""
+  return model_config.get(key, default_model_config(model_config.kind)[key])
+
+
+def resolve_implementation(model_config) -> str:
+  """'cpu' or 'plain' for `config.model.implementation` ('auto': 'cpu' on the CPU backend)."""
+  choice = policy(model_config, 'implementation')
+  if choice not in IMPLEMENTATIONS:
+    raise ValueError(f'config.model.implementation={choice!r}: use one of {IMPLEMENTATIONS}')
+  if choice == 'auto':
+    return 'cpu' if jax.default_backend() == 'cpu' else 'plain'
+  return choice
+
+
+def compute_dtype(model_config):
+  """The activation / matmul dtype of `config.model.compute_dtype` (parameters stay float32)."""
+  dtype = policy(model_config, 'compute_dtype')
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f'config.model.compute_dtype={dtype!r}: use one of {COMPUTE_DTYPES}')
+  return jnp.dtype(dtype)
+
+
 def module_specs(model_config) -> tuple[ModuleSpec, ...]:
   """Module specs for `config.model` (kind sim|gim|cpc, channels, gru_hidden, use_batch_norm, ...)."""
   kind = model_config.kind
   common = dict(channels=model_config.channels, gru_hidden=model_config.gru_hidden,
-                use_batch_norm=model_config.use_batch_norm)
+                use_batch_norm=model_config.use_batch_norm,
+                implementation=resolve_implementation(model_config))
   if kind in ('sim', 'gim'):
     convs = tuple(
         ModuleSpec('conv', tuple(BASE_LAYERS[j] + (True,) for j in split), gaussian=(kind == 'sim'),
@@ -110,7 +145,8 @@ class ConvStack(nn.Module):
   def __call__(self, x, train: bool):  # (B, T, C_in) -> list of (B, L_j, C) per layer
     outputs = []
     for j, (kernel, stride, padding, relu) in enumerate(self.spec.layers):
-      x = Conv1d(self.spec.channels, kernel, stride, padding, name=f'conv_{j}')(x)
+      x = Conv1d(self.spec.channels, kernel, stride, padding, plain=self.spec.implementation == 'plain',
+                 name=f'conv_{j}')(x)
       if relu:
         if self.spec.use_batch_norm:
           x = BatchNorm1d(name=f'bn_{j}')(x, train)
@@ -141,12 +177,13 @@ class EncoderModule(nn.Module):
     if spec.kind in ('conv', 'cpc'):
       layers = ConvStack(spec, name='encoder')(x, train)
       h = layers[-1]
-      mu = Conv1d(spec.channels, 1, name='mu_head')(h)
-      logvar = Conv1d(spec.channels, 1, name='logvar_head')(h)
+      plain = spec.implementation == 'plain'
+      mu = Conv1d(spec.channels, 1, plain=plain, name='mu_head')(h)
+      logvar = Conv1d(spec.channels, 1, plain=plain, name='logvar_head')(h)
       out.update(mu=mu, logvar=logvar, layers=layers)
       std = jnp.exp(0.5 * logvar) if spec.gaussian else None
-      c = mu if eps_c is None or not spec.gaussian else mu + std * eps_c
-      z = mu if eps_z is None or not spec.gaussian else mu + std * eps_z
+      c = mu if eps_c is None or not spec.gaussian else mu + std * eps_c.astype(mu.dtype)
+      z = mu if eps_z is None or not spec.gaussian else mu + std * eps_z.astype(mu.dtype)
       if spec.kind == 'cpc':
         c = GRU(spec.gru_hidden, name='gru')(z)
     else:  # 'gru'
@@ -167,10 +204,13 @@ class Encoder(nn.Module):
     eps: per module a pair (eps_c, eps_z) of standard-normal draws or None (see `EncoderModule`).
     num_modules: run only the first `num_modules` modules (default all).
   Returns the list of per-module output dicts.
+  `matmul_precision` is not applied here: the jitted callers trace under
+  `jax.default_matmul_precision(encoder.matmul_precision)` (so the backward pass gets it too).
   """
 
   specs: tuple
   num_steps: int = 10
+  matmul_precision: str = 'highest'
 
   @nn.compact
   def __call__(self, audio, train: Any = False, eps=None, num_modules: int | None = None):

@@ -28,12 +28,17 @@ def conv_frames(num_samples: int, kernel_size: int, stride: int, padding: int) -
 
 
 class Conv1d(nn.Module):
-  """PyTorch `Conv1d` with bias on (B, L, C_in) inputs; kernel stored as (k, C_in, C_out)."""
+  """PyTorch `Conv1d` with bias on (B, L, C_in) inputs; kernel stored as (k, C_in, C_out).
+
+  `plain`: always `lax.conv` (XLA:GPU/TPU); otherwise layers after the waveform one are
+  `patch_conv` matmuls (XLA:CPU). Both compute the same function.
+  """
 
   features: int
   kernel_size: int
   stride: int = 1
   padding: int = 0
+  plain: bool = False
 
   @nn.compact
   def __call__(self, x):  # (B, L, C_in) -> (B, L', C_out)
@@ -41,7 +46,7 @@ class Conv1d(nn.Module):
     bound = fan_in ** -0.5
     kernel = self.param('kernel', torch_uniform(bound), (self.kernel_size, x.shape[-1], self.features))
     bias = self.param('bias', torch_uniform(bound), (self.features,))
-    if x.shape[-1] > 1:
+    if x.shape[-1] > 1 and not self.plain:
       return patch_conv(x, kernel, self.stride, self.padding) + bias
     # the waveform layer (one input channel): XLA's conv beats a matmul with a 10-wide contraction
     y = jax.lax.conv_general_dilated(
@@ -113,6 +118,7 @@ class BatchNorm1d(nn.Module):
   and a plain float32 mean is off by a few ulps of it, enough to normalise a frame an ulp above the
   mean to exactly 0, where ReLU passes no gradient (sim_libri_bn.npz has one, positive in the original
   and in float64). The first estimate is a constant for autodiff; the gradient is unchanged.
+  Statistics and normalisation are float32 whatever the input's dtype; the output has the input's.
   """
 
   momentum: float = 0.1
@@ -120,6 +126,7 @@ class BatchNorm1d(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):  # (B, L, C) -> (B, L, C)
+    dtype, x = x.dtype, x.astype(jnp.float32)
     channels = x.shape[-1]
     scale = self.param('scale', nn.initializers.ones, (channels,))
     bias = self.param('bias', nn.initializers.zeros, (channels,))
@@ -138,7 +145,7 @@ class BatchNorm1d(nn.Module):
         running_var.value = (1 - m) * running_var.value + m * jax.lax.stop_gradient(var) * n / (n - 1)
     else:
       centred, var = x - running_mean.value, running_var.value
-    return centred * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+    return (centred * jax.lax.rsqrt(var + self.epsilon) * scale + bias).astype(dtype)
 
 
 class GRU(nn.Module):

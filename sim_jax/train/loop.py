@@ -127,7 +127,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       raise
   log = io.MetricLog(os.path.join(workdir, 'metrics.jsonl'), config.wandb, config.to_dict(),
                      wandb_dir=workdir)
-  if resuming:
+  primary = jax.process_index() == 0  # in a multi-process run, process 0 writes the log and figures
+  if resuming and primary:
     log.truncate(int(state.step))
   state = jax.device_put(state, replicated)
   step = int(state.step)  # host-side mirror of state.step: the loop never syncs to read it
@@ -153,7 +154,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       tick, tick_step = time.perf_counter(), step
       with progress_bar(total=steps_per_epoch, initial=first, unit='step', dynamic_ncols=True,
                         desc=f'epoch {epoch + 1}/{config.train.num_epochs}',
-                        disable=jax.process_index() != 0) as bar, \
+                        disable=not primary) as bar, \
           data_lib.batches(train_source, config.train.batch_size, seed=config.seed, epoch=epoch,
                            shuffle=True, drop_last=True, start_step=first, sharding=sharding,
                            prefetch=config.data.prefetch) as batches:
@@ -171,8 +172,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
             rate = (done - tick_step) * config.train.batch_size / (time.perf_counter() - tick)
             tick, tick_step = time.perf_counter(), done
             acc = empty_accumulator(n_run)
-            log.write(done, epoch=epoch, samples_per_second=rate,
-                      **{f'train/{k}': v for k, v in mean.items()})
+            if primary:
+              log.write(done, epoch=epoch, samples_per_second=rate,
+                        **{f'train/{k}': v for k, v in mean.items()})
             bar.set_postfix_str(f'{rate:.1f} samples/s  InfoNCE ' +
                                 ' '.join(f'{x:.3f}' for x in mean['nce']))
           if (config.train.checkpoint_every_steps > 0 and not last
@@ -184,19 +186,19 @@ def train_and_evaluate(config, workdir: str) -> dict:
         save_and_stop(checkpoints, state)
       val_metrics = evaluate(config, eval_step, state, test_source, sharding, num_modules)
       done = step
-      if val_metrics:
+      if val_metrics and primary:
         log.write(done, epoch=epoch, **{f'val/{k}': v for k, v in val_metrics.items()})
         tqdm.write(f'epoch {epoch + 1}: validation InfoNCE per module ' +
                    ' '.join(f'{x:.4f}' for x in val_metrics['nce']))
       heldout_loss = None
       if heldout_source is not None:
         heldout = evaluate(config, eval_step, state, heldout_source, sharding, num_modules)
-        if heldout:
+        if heldout and primary:
           log.write(done, epoch=epoch, **{f'heldout/{k}': v for k, v in heldout.items()})
           heldout_loss = float(np.sum(heldout['total']))
       if (epoch + 1) % config.train.checkpoint_every_epochs == 0 or epoch + 1 == config.train.num_epochs:
         checkpoints.save(state, val_loss=heldout_loss)
-      if jax.process_index() == 0:
+      if primary:
         plot_loss_curves(io.read_jsonl(os.path.join(workdir, 'metrics.jsonl')),
                          os.path.join(workdir, 'loss_curves.png'))
       if stop.requested:  # asked during validation or saving: the epoch's end is a clean stop

@@ -6,6 +6,7 @@ optimizer states are replicated; the same code runs on 1 CPU, N GPUs and multi-h
 
 import ctypes
 import functools
+import os
 from typing import Any, Callable
 
 import flax.struct
@@ -33,6 +34,22 @@ class TrainState:
 def make_optimizer(train_config) -> optax.GradientTransformation:
   """The per-module optimizer: Adam (betas 0.9/0.999, eps 1e-8), constant learning rate."""
   return optax.adam(train_config.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+
+
+def initialize_distributed() -> None:
+  """`jax.distributed.initialize()` for a multi-process run (`config.train.distributed`).
+
+  The cluster comes from the environment: TPU pods, SLURM and Open MPI are detected by jax; anywhere
+  else set JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID
+  (jax itself reads only the first).
+  """
+  counts = {}
+  for name, arg in (('JAX_NUM_PROCESSES', 'num_processes'), ('JAX_PROCESS_ID', 'process_id')):
+    if os.environ.get(name):
+      if not os.environ[name].isdigit():
+        raise ValueError(f'{name}={os.environ[name]!r} is not a non-negative integer')
+      counts[arg] = int(os.environ[name])
+  jax.distributed.initialize(**counts)
 
 
 def make_mesh() -> Mesh:
@@ -64,6 +81,20 @@ def active_modules(config, epoch: int) -> tuple[int, ...]:
   return (min(epoch * n // config.train.num_epochs, n - 1),)
 
 
+def _with_matmul_precision(encoder: Encoder) -> Callable:
+  """Decorator: trace the step under `encoder.matmul_precision` (config.model.matmul_precision), so
+  that every matmul and conv of it, backward pass included, gets that precision on GPU/TPU too."""
+
+  def wrap(fn):
+    @functools.wraps(fn)
+    def traced(*args):
+      with jax.default_matmul_precision(encoder.matmul_precision):
+        return fn(*args)
+    return traced
+
+  return wrap
+
+
 def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...]):
   """The jitted step (state, batch, key) -> (state, metrics) training the `active` modules.
 
@@ -75,6 +106,7 @@ def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...
   n = max(active) + 1
   model_cfg = config.model
 
+  @_with_matmul_precision(encoder)
   def step(state: TrainState, batch, key):
     audio = batch['audio']  # (B, T)
     draws = draw_randomness(key, encoder.specs, audio.shape[0], audio.shape[1],
@@ -116,6 +148,7 @@ def make_eval_step(config, encoder: Encoder, mesh: Mesh):
   model_cfg = config.model
   n = len(encoder.specs)
 
+  @_with_matmul_precision(encoder)
   def step(params, batch_stats, batch, key):
     audio = batch['audio']
     draws = draw_randomness(key, encoder.specs, audio.shape[0], audio.shape[1],

@@ -12,10 +12,12 @@ from sim_jax import reference
 from tests.conftest import REFERENCE, REFERENCE_FILES, REPO
 
 
+@pytest.mark.parametrize('implementation', ['cpu', 'plain'])
 @pytest.mark.parametrize('name', REFERENCE_FILES)
-def test_every_recorded_array_matches(name):
+def test_every_recorded_array_matches(name, implementation):
+  """Both formulations of the step (config.model.implementation) reproduce the original."""
   with np.load(os.path.join(REFERENCE, name)) as data:
-    errors = reference.compare(data)
+    errors = reference.compare(data, implementation)
     meta = json.loads(str(data['meta']))
     recorded = [k for k in data.files if k.startswith(('grad/', 'param_after_adam/', 'eval/'))
                 and not k.endswith('num_batches_tracked')]
