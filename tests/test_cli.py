@@ -30,7 +30,7 @@ def test_unknown_section_key_in_another_section_and_path_below_a_value():
       'error: --config.trian.x: config has no key "trian"; did you mean "train"?')
   assert _run('train.py', '--config=configs/demo.py', '--config.data.batch_size=2') == (
       'error: --config.data.batch_size: config.data has no key "batch_size"; '
-      '"batch_size" is in config.decoder, config.probe, config.train')
+      '"batch_size" is in config.analysis, config.decoder, config.probe, config.train')
   assert _run('train.py', '--config=configs/demo.py', '--config.data.name.x=1') == (
       'error: --config.data.name.x: config.data.name is a value (str), not a section')
 

@@ -31,10 +31,10 @@ def test_deboer_workdir_full_report(shared_data, tmp_path):
   workdir = str(tmp_path / 'sim_deboer')
   config = helpers.narrow_config('sim_deboer', os.path.join(shared_data, 'de_boer'), **QUICK)
   train_and_evaluate(config, workdir)
+  # the original's probes: bias-free on module 2's samples, and with a bias on the context's means
   for task, source, bias in (('vowels', 'module_2', False), ('syllables', 'context', True)):
     probe_config = copy.deepcopy(config)
     probe_config.probe.task, probe_config.probe.source, probe_config.probe.bias = task, source, bias
-    probe_config.probe.standardize = False  # raw features, as the original's probes
     run_probe(probe_config, workdir)
   run_decoder(config, workdir)
 
@@ -46,10 +46,10 @@ def test_deboer_workdir_full_report(shared_data, tmp_path):
   # 150 items of each split, then whole loader batches: 128 (batch 128), 128 (batch 128), 150 → 128 (batch 64)
   assert run['t-SNE / 3-D scatter items'] == '128 train syllables'
   assert run['histogram items'] == '128 train words' and run['total-correlation items'] == '150 test words'
-  weights = results['weights']['items']['vowels_module_2_nobias']['numbers']
+  weights = results['weights']['items']['vowels_module_2_nobias_sample']['numbers']
   assert weights['classes'] == 3 and 1 <= weights['mean dims holding 50 % of |w|'] <= 32
   assert weights['probe features'] == 'raw'
-  assert os.path.isfile(os.path.join(workdir, 'report', 'weights', 'vowels_module_2_nobias',
+  assert os.path.isfile(os.path.join(workdir, 'report', 'weights', 'vowels_module_2_nobias_sample',
                                      'vowel_classifier_weights.csv'))
   latent = results['latents']['items']['']
   assert latent['numbers']['dimensions'] == 32 and latent['numbers']['frames'] == 128 * 64
@@ -60,7 +60,7 @@ def test_deboer_workdir_full_report(shared_data, tmp_path):
   decoder_results = io.read_json(os.path.join(workdir, 'decoder', 'module_0', 'results.json'))
   assert decoder_results['settings']['features'] == 'sample'
   assert decoder_results['settings']['encoder_step'] == results['settings']['effective']['encoder_step']
-  assert {'syllables_context', 'vowels_module_2_nobias'} <= set(results['probes']['items'])
+  assert {'syllables_context', 'vowels_module_2_nobias_sample'} <= set(results['probes']['items'])
   decoder = results['decoder']['items']['module_0']
   assert any(f['type'] == 'wav' for g in decoder['groups'] for f in g['files'])
   assert io.read_json(os.path.join(workdir, 'report', 'results.json'))['run'] == results['run']

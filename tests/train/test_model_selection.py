@@ -16,7 +16,11 @@ from tests.conftest import REPO
 from tests.train.helpers import small_config
 
 
-@pytest.mark.parametrize('config_file', sorted(glob.glob(os.path.join(REPO, 'configs', '*.py'))))
+EXPERIMENT_CONFIGS = sorted(f for f in glob.glob(os.path.join(REPO, 'configs', '*.py'))
+                            if os.path.basename(f) != 'reproduce.py')  # reproduce.py configures `make reproduce`
+
+
+@pytest.mark.parametrize('config_file', EXPERIMENT_CONFIGS)
 def test_the_later_stages_read_the_last_checkpoint_by_default(config_file):
   """The original's probes, decoders and analyses load model_{encoder_num}.ckpt with
   encoder_num = num_epochs - 1 (config_code/sim_setup.py:131, utils/model_utils.py:78,
