@@ -5,10 +5,9 @@ import os
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from sim_jax.data import DataError, batches, make_source
-from tests.data.helpers import LIBRI, config
+from tests.data.helpers import LIBRI, config, one_utterance_root
 
 
 def _decoded_files(cache) -> list[str]:
@@ -87,16 +86,9 @@ def test_key_changes_with_root_and_split(shared_data, tmp_path):
 
 def test_non_16_bit_audio_is_refused(shared_data, tmp_path):
   """The cache holds 16-bit samples: a 24-bit file would lose bits, so it stops with the fix."""
-  root = tmp_path / 'libri'
-  split_dir = root / 'LibriSpeech100_labels_split'
-  split_dir.mkdir(parents=True)
-  (split_dir / 'train_split.txt').write_text('19-198-0001\n')
-  (split_dir / 'test_split.txt').write_text('19-198-0002\n')
-  folder = root / 'LibriSpeech' / 'train-clean-100' / '19' / '198'
-  folder.mkdir(parents=True)
   noise = np.random.default_rng(0).uniform(-0.5, 0.5, 30000).astype(np.float32)
-  sf.write(folder / '19-198-0001.flac', noise, 16000, subtype='PCM_24')
-  make_source(config('librispeech', str(root), tmp_path / 'cache'), 'train')  # the FLAC reader: fine
+  root, _ = one_utterance_root(tmp_path, noise, subtype='PCM_24')
+  make_source(config('librispeech', root, tmp_path / 'cache'), 'train')  # the FLAC reader: fine
   with pytest.raises(DataError, match='19-198-0001.flac: PCM_24 audio.*decoded_cache=False'):
-    make_source(config('librispeech', str(root), tmp_path / 'cache', decoded_cache=True), 'train')
+    make_source(config('librispeech', root, tmp_path / 'cache', decoded_cache=True), 'train')
   assert not _decoded_files(tmp_path / 'cache')  # nothing half-written
