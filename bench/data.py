@@ -1,12 +1,14 @@
 """Throughput of each data loader on this machine (items/s), through `batches` with prefetch.
 
-  python bench/data.py [--seconds 5] [--threads 1 2 4 8 16] [--loaders librispeech deboer demo]
+  python bench/data.py [--seconds 5] [--threads 1 2 4 8 16]
+                       [--loaders librispeech librispeech-decoded deboer demo]
                        [--librispeech-root DIR] [--deboer-root DIR] [--cache-dir DIR] [--json FILE]
 
 Defaults read the real test data in ../shared/data. The LibriSpeech fixture has only 9 utterances,
 so its crops are drawn over and over (every batch has fresh crops). A real-size training step at
 batch 8 takes about 1–2 s on CPU, i.e. consumes at most 8 items/s; the LibriSpeech loader must deliver
-at least 20× that (160 items/s).
+at least 20× that (160 items/s). 'librispeech-decoded' reads the same crops from the decoded cache
+(config.data.decoded_cache, built on its first use) instead of decoding the FLAC files.
 """
 
 import argparse
@@ -71,22 +73,27 @@ def main() -> None:
   parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
                       help='LibriSpeech decode thread counts (data.num_threads) to measure')
   parser.add_argument('--loaders', nargs='+', default=['librispeech', 'deboer', 'demo'],
-                      choices=['librispeech', 'deboer', 'demo'])
+                      choices=['librispeech', 'librispeech-decoded', 'deboer', 'demo'])
   parser.add_argument('--json', help='also write the figures to this file')
   args = parser.parse_args()
   print(f'{os.cpu_count()} CPU cores; {args.seconds:.0f} s per loader; items/s: wall (consumer '
         'doing nothing) / loader (own rate)')
-  figures = {'cpu_cores': os.cpu_count(), 'librispeech_crops_per_s': {}}
+  figures = {'cpu_cores': os.cpu_count()}
 
-  for threads in args.threads if 'librispeech' in args.loaders else ():
-    c = default_data_config('librispeech')
-    c.update(dict(root=args.librispeech_root, cache_dir=args.cache_dir, num_threads=threads))
-    base = make_source(c, 'test', 'words')
-    r = measure(Repeated(base, 64), 8, args.seconds)
-    figures['librispeech_crops_per_s'][threads] = r['wall']
-    verdict = 'ok' if r['wall'] >= REQUIRED_LIBRISPEECH else 'TOO SLOW'
-    print(f'librispeech crops 20480, batch 8, {threads:2d} thread(s): {r["wall"]:8.1f} / {r["loader"]:8.1f}'
-          f'   (need >= {REQUIRED_LIBRISPEECH:.0f}: {verdict})', flush=True)
+  for loader, decoded in (('librispeech', False), ('librispeech-decoded', True)):
+    if loader not in args.loaders:
+      continue
+    figures[f'{loader.replace("-", "_")}_crops_per_s'] = rates = {}
+    for threads in args.threads:
+      c = default_data_config('librispeech')
+      c.update(dict(root=args.librispeech_root, cache_dir=args.cache_dir, num_threads=threads,
+                    decoded_cache=decoded))
+      base = make_source(c, 'test', 'words')
+      r = measure(Repeated(base, 64), 8, args.seconds)
+      rates[threads] = r['wall']
+      verdict = 'ok' if r['wall'] >= REQUIRED_LIBRISPEECH else 'TOO SLOW'
+      print(f'{loader} crops 20480, batch 8, {threads:2d} thread(s): {r["wall"]:8.1f} / '
+            f'{r["loader"]:8.1f}   (need >= {REQUIRED_LIBRISPEECH:.0f}: {verdict})', flush=True)
 
   if 'deboer' in args.loaders:
     c = default_data_config('deboer')

@@ -10,7 +10,8 @@ On whatever backend jax finds it runs
   2. bench/train_step.py: SIM and GIM at batch 64 and 256 on 10240 samples and batch 64 on 20480,
      float32 and bfloat16, each with its GFLOP/s next to a same-run matmul of the same dtype; and SIM
      float32 at the LibriSpeech recipe's batch 8 x 20480;
-  3. bench/data.py: LibriSpeech 20480-sample crops/s against 1..16 decode threads;
+  3. bench/data.py: LibriSpeech 20480-sample crops/s against 1..16 decode threads, from the FLAC
+     files and from the decoded cache (config.data.decoded_cache);
   4. three minutes of real-width (512-channel) SIM training on de Boer through train.py (on the
      built-in demo corpus with the same shapes and recipe where --deboer-root is missing), stopped
      with SIGTERM; the measured step rate projects the de Boer 1000-epoch and (from the batch-8 x
@@ -75,10 +76,10 @@ def train_steps(smoke: bool, tmp: str) -> dict:
 
 
 def data_bench(smoke: bool, librispeech_root: str, tmp: str) -> dict:
-  """3. LibriSpeech crops/s against the decode thread count."""
+  """3. LibriSpeech crops/s against the decode thread count, from FLAC and from the decoded cache."""
   out = os.path.join(tmp, 'data.json')
-  cmd = [sys.executable, 'bench/data.py', '--loaders', 'librispeech', '--json', out,
-         '--librispeech-root', librispeech_root,
+  cmd = [sys.executable, 'bench/data.py', '--loaders', 'librispeech', 'librispeech-decoded',
+         '--json', out, '--librispeech-root', librispeech_root,
          '--cache-dir', os.path.join(tmp, 'cache'), '--seconds', '1' if smoke else '3',
          '--threads', *(['1', '2'] if smoke else ['1', '2', '4', '8', '16'])]
   run = _run(cmd, timeout=600)

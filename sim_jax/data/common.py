@@ -188,8 +188,9 @@ def audio_header(path: str, expected_rate: int):
   return info
 
 
-def read_audio(path: str, expected_rate: int) -> np.ndarray | str:
-  """Decodes a whole mono file at `expected_rate` to float32 in [-1, 1] (torchaudio's scaling).
+def read_audio(path: str, expected_rate: int, dtype: str = 'float32') -> np.ndarray | str:
+  """Decodes a whole mono file at `expected_rate` to float32 in [-1, 1] (torchaudio's scaling), or
+  with dtype='int16' to its 16-bit integer samples (float32 is exactly these / 32768).
 
   Returns the (T,) array, or a one-line problem string (empty, unreadable, truncated, not mono,
   wrong sample rate) for the caller's bad-file policy.
@@ -201,7 +202,7 @@ def read_audio(path: str, expected_rate: int) -> np.ndarray | str:
   if cut:
     return cut
   try:
-    audio, _ = sf.read(path, dtype='float32', always_2d=False)  # (T,)
+    audio, _ = sf.read(path, dtype=dtype, always_2d=False)  # (T,)
   except (RuntimeError, sf.LibsndfileError) as e:
     return f'corrupt or truncated audio data: {e}'
   if len(audio) < info.frames:

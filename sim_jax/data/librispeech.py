@@ -20,6 +20,15 @@ Speaker labels: 251 classes in the original's order — first appearance in trai
 speakers found only in test_split.txt. Ids listed in a split file without audio on disk (a partial
 download) are reported once with a count and skipped. The file manifest (lengths read from the FLAC
 headers) and the parsed phone labels are cached in `{cache}/librispeech/`.
+
+config.data.decoded_cache=True (off by default) decodes every usable utterance of the split once into
+`{cache}/librispeech/decoded-{split}-{key}.int16`, all samples concatenated, with an npz index beside
+it (offsets, decode problems, the data file's size), and reads crops from it memory-mapped: the same
+float32 samples as the FLAC reader (int16 / 32768, libsndfile's scaling) without decoding, for
+accelerator steps that consume thousands of crops/s. The key covers the audio folder (resolved),
+the split, its ids, every file's size and mtime, the sample rate and a version; a data file of the
+wrong size is reported as damaged in one warning line and rebuilt. A file that fails to decode is
+recorded in the index and treated as the FLAC reader treats it when a batch reaches it.
 """
 
 import concurrent.futures
@@ -32,8 +41,8 @@ from tqdm import tqdm
 
 from sim_jax import io
 from sim_jax.data.common import (FRAME_HOP, BadFiles, DataError, audio_header, file_stats, fingerprint,
-                                 load_json_cache, load_npz_cache, logger, mix_key_array, resolve_cache_dir,
-                                 save_json_cache)
+                                 load_json_cache, load_npz_cache, logger, mix_key_array, read_audio,
+                                 resolve_cache_dir, save_json_cache, warn_damaged_cache)
 from sim_jax.data.source import Source
 
 CROP_LENGTH = 20480
@@ -46,6 +55,8 @@ DOWNLOAD_HINT = ('download it with: python -m sim_jax.data.download librispeech 
                  'pass --config.data.root=DIR')
 _ID = re.compile(r'^(\d+)-(\d+)-(\d+)$')
 _CACHE_VERSION = 2  # 2: the manifest is stored with its sha256
+_DECODED_VERSION = 1
+_DECODE_CHUNK = 256  # utterances decoded at a time while building the decoded cache
 _warned: set = set()
 
 
@@ -92,10 +103,10 @@ def _inspect(path: str) -> int | str:
 
 
 def _manifest(root: str, split: str, ids: list[str], cache_dir: str, num_threads: int
-              ) -> tuple[dict, list[str]]:
-  """({id: num_samples or problem string} of the ids with a file, [ids without a file]).
+              ) -> tuple[dict, list[str], str]:
+  """({id: num_samples or problem string} of the ids with a file, [ids without a file], key).
 
-  Cached as JSON keyed by the audio folder, the ids and every present file's size and mtime.
+  Cached as JSON keyed by the audio folder, the ids and every present file's size and mtime (`key`).
   """
   paths = {utt: audio_path(root, utt) for utt in ids}
   present = [utt for utt in ids if os.path.exists(paths[utt])]
@@ -106,13 +117,74 @@ def _manifest(root: str, split: str, ids: list[str], cache_dir: str, num_threads
   cache_path = os.path.join(cache_dir, 'librispeech', f'manifest-{split}-{key}.json')
   entries = load_json_cache(cache_path)
   if entries is not None:
-    return entries, missing
+    return entries, missing, key
   with concurrent.futures.ThreadPoolExecutor(max(num_threads, 1)) as pool:
     headers = tqdm(pool.map(_inspect, [paths[u] for u in present]), total=len(present),
                    desc=f'LibriSpeech {split} manifest (once)', disable=len(present) < 1000 or None)
     entries = dict(zip(present, headers))
   save_json_cache(cache_path, entries)
-  return entries, missing
+  return entries, missing, key
+
+
+def _decode_int16(path: str) -> np.ndarray | str:
+  """The whole file as (T,) int16, or a problem string (read_audio's); not 16-bit: DataError."""
+  subtype = sf.info(path).subtype
+  if subtype != 'PCM_16':
+    raise DataError(f'{path}: {subtype} audio, but the decoded cache holds 16-bit samples: set '
+                    'config.data.decoded_cache=False')
+  return read_audio(path, SAMPLE_RATE, dtype='int16')
+
+
+def decoded_cache(paths: list[str], lengths: np.ndarray, cache_dir: str, split: str, key: str,
+                  num_threads: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+  """(samples (sum T,) int16 memmap, offsets (N + 1,) int64, problems [N]) of the files `paths`.
+
+  Loaded from `{cache_dir}/librispeech/decoded-{split}-{key}.*`, or decoded and written atomically
+  (data file first, then its index). problems[i] is '' or why file i could not be decoded (its span
+  is then empty). `key` identifies the files (the manifest's key); the sample rate and a version are
+  folded in here.
+  """
+  key = fingerprint(_DECODED_VERSION, key, split, SAMPLE_RATE)
+  base = os.path.join(cache_dir, 'librispeech', f'decoded-{split}-{key}')
+  data_path, index_path = base + '.int16', base + '.npz'
+  index = load_npz_cache(index_path)
+  if index is not None:
+    size = os.path.getsize(data_path) if os.path.exists(data_path) else None
+    if size == int(index['nbytes']):
+      return (_open_samples(data_path, size), index['offsets'],
+              [str(p) for p in index['problems']])
+    warn_damaged_cache(data_path, f'{size} bytes, the index expects {int(index["nbytes"])}'
+                       if size is not None else 'missing')
+  problems = [''] * len(paths)
+  offsets = np.zeros(len(paths) + 1, np.int64)
+
+  def write(tmp):
+    """Decodes the files in chunks on `num_threads` threads, appending their samples to `tmp`."""
+    with open(tmp, 'wb') as out, concurrent.futures.ThreadPoolExecutor(max(num_threads, 1)) as pool, \
+        tqdm(total=len(paths), desc=f'LibriSpeech {split} decoded cache (once)',
+             disable=len(paths) < 1000 or None) as bar:
+      for first in range(0, len(paths), _DECODE_CHUNK):
+        chunk = range(first, min(first + _DECODE_CHUNK, len(paths)))
+        decoded = pool.map(_decode_int16, [paths[i] for i in chunk])
+        for i, audio in zip(chunk, decoded):
+          if isinstance(audio, str):
+            problems[i] = audio
+            audio = np.zeros(0, np.int16)
+          out.write(audio.astype('<i2').tobytes())
+          offsets[i + 1] = offsets[i] + len(audio)
+          bar.update()
+
+  io.atomic_write(data_path, write, int(np.sum(lengths)) * 2)
+  nbytes = int(offsets[-1]) * 2
+  io.save_npz(index_path, offsets=offsets, problems=np.array(problems, dtype=str), nbytes=nbytes)
+  return _open_samples(data_path, nbytes), offsets, problems
+
+
+def _open_samples(path: str, nbytes: int) -> np.ndarray:
+  """The data file as a read-only (nbytes / 2,) int16 memmap (an empty array for an empty file)."""
+  if nbytes == 0:
+    return np.zeros(0, np.int16)
+  return np.memmap(path, dtype='<i2', mode='r')
 
 
 class PhoneLabels:
@@ -195,7 +267,7 @@ class LibriSpeechSource(Source):
     if not os.path.isdir(audio_dir):
       raise DataError(f'LibriSpeech audio folder {audio_dir} does not exist; {DOWNLOAD_HINT}')
     self.num_threads = int(data_config.get('num_threads', 2))
-    entries, missing = _manifest(root, split, ids, self.cache_dir, self.num_threads)
+    entries, missing, key = _manifest(root, split, ids, self.cache_dir, self.num_threads)
     if missing and (split_file, len(missing)) not in _warned:
       _warned.add((split_file, len(missing)))
       logger.warning('LibriSpeech %s: %d of the %d ids in %s have no audio under %s (a partial '
@@ -215,6 +287,10 @@ class LibriSpeechSource(Source):
                       f'{audio_dir}; {DOWNLOAD_HINT}')
     self.lengths = np.array(lengths, np.int64)  # (N,) samples per utterance
     self._paths = [audio_path(root, utt) for utt in names]
+    self._decoded = None  # (samples, offsets, problems) with config.data.decoded_cache
+    if data_config.get('decoded_cache', False):
+      self._decoded = decoded_cache(self._paths, self.lengths, self.cache_dir, split, key,
+                                    self.num_threads)
     speaker_index = {s: k for k, s in enumerate(speakers)}
     labels = {'speaker': [speaker_index[u.split('-')[0]] for u in names]}
     self.crop_length = CROP_LENGTH
@@ -237,23 +313,39 @@ class LibriSpeechSource(Source):
     return (draws % choices).astype(np.int64) * FRAME_HOP
 
   def _read(self, i: int, start: int, frames: int) -> np.ndarray | None:
-    """Samples [start, start + frames) of item i, or None if the file is broken (policy 'skip')."""
+    """Samples [start, start + frames) of item i, or None if the file is broken (policy 'skip').
+
+    From the decoded cache when there is one, else decoded from the FLAC file.
+    """
+    path = self._paths[i]
+    if self._decoded is not None:
+      samples, offsets, problems = self._decoded
+      problem = problems[i]
+      if not problem:
+        begin = int(offsets[i]) + start
+        return samples[begin:begin + frames].astype(np.float32) * np.float32(1 / 32768)  # (frames,)
+    else:
+      problem = self._decode(i, start, frames)
+      if not isinstance(problem, str):
+        return problem
+    if all(p != path for p, _ in self._bad.skipped):
+      self._bad.report(path, problem)
+      logger.warning('LibriSpeech %s: skipping %s: %s', self.split, path, problem)
+    return None
+
+  def _decode(self, i: int, start: int, frames: int) -> np.ndarray | str:
+    """Samples [start, start + frames) of item i decoded from its FLAC file, or a problem string."""
     path = self._paths[i]
     try:
       with sf.SoundFile(path) as f:
         f.seek(start)
         audio = f.read(frames, dtype='float32', always_2d=False)  # (frames,)
       if len(audio) < frames:
-        problem = (f'truncated: the header declares {self.lengths[i]} samples, reading '
-                   f'[{start}, {start + frames}) gave {len(audio)}')
-      else:
-        return audio
+        return (f'truncated: the header declares {self.lengths[i]} samples, reading '
+                f'[{start}, {start + frames}) gave {len(audio)}')
+      return audio
     except (RuntimeError, sf.LibsndfileError) as e:
-      problem = f'corrupt or truncated audio data: {e}'
-    if all(p != path for p, _ in self._bad.skipped):
-      self._bad.report(path, problem)
-      logger.warning('LibriSpeech %s: skipping %s: %s', self.split, path, problem)
-    return None
+      return f'corrupt or truncated audio data: {e}'
 
   def _map(self, fn, *args) -> list:
     """fn over the argument lists, on `num_threads` decode threads (libsndfile releases the GIL)."""

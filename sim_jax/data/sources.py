@@ -28,6 +28,8 @@ def default_data_config(name: str) -> ml_collections.ConfigDict:
       cache_dir='',       # '' = $SIM_JAX_CACHE or ~/.cache/sim_jax (decoded de Boer, manifests, labels)
       on_bad_file='error',  # 'error': stop at a broken file | 'skip': skip it, count it in a summary
       num_threads=2,      # FLAC decode threads (librispeech)
+      decoded_cache=False,  # librispeech: decode each split once into a memory-mapped int16 file in
+                            # the cache folder and crop from it (same samples, no per-step decoding)
       prefetch=2,         # batches prepared ahead on a background thread
   ))
   if name == 'deboer':

@@ -35,7 +35,8 @@ from sim_jax.train.step import (active_modules, accumulate, compile_on_first_cal
 CHANGEABLE_ON_RESUME = ('train.num_epochs', 'train.checkpoint_every_', 'train.keep_every_epochs',
                         'train.keep_recent', 'train.log_every_steps', 'train.eval_steps',
                         'train.distributed', 'data.root', 'data.cache_dir', 'data.num_threads',
-                        'data.prefetch', 'data.on_bad_file', 'wandb.', 'probe.', 'decoder.', 'analysis.')
+                        'data.decoded_cache', 'data.prefetch', 'data.on_bad_file', 'wandb.', 'probe.',
+                        'decoder.', 'analysis.')
 
 
 class TrainingDiverged(ArithmeticError):

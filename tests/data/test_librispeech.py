@@ -10,7 +10,7 @@ import soundfile as sf
 from sim_jax.data import (FRAME_HOP, IGNORE_LABEL, DataError, align_frame_labels, batches,
                           encoder_num_frames, make_source, pad_utterances, utterance_batch)
 from sim_jax.data.librispeech import PhoneLabels, read_split, speaker_order
-from tests.data.helpers import LIBRI, config
+from tests.data.helpers import LIBRI, config, one_utterance_root
 
 SPLIT_DIR = os.path.join(LIBRI, 'LibriSpeech100_labels_split')
 TRAIN_ON_DISK = ['2911-12359-0007', '4051-11218-0044', '5678-43301-0021', '4397-15668-0003']
@@ -97,18 +97,11 @@ def test_crop_equals_slice_of_full_decode_and_is_reproducible(train):
 
 def test_short_utterance_is_zero_padded(shared_data, tmp_path):
   """The original crashes on utterances shorter than 20800 samples; we read them whole and pad."""
-  root = tmp_path / 'libri'
-  split_dir = root / 'LibriSpeech100_labels_split'
-  split_dir.mkdir(parents=True)
-  (split_dir / 'train_split.txt').write_text('19-198-0001\n')
-  (split_dir / 'test_split.txt').write_text('19-198-0002\n')
-  folder = root / 'LibriSpeech' / 'train-clean-100' / '19' / '198'
-  folder.mkdir(parents=True)
   short = np.random.default_rng(0).uniform(-0.5, 0.5, 12345).astype(np.float32)
-  sf.write(folder / '19-198-0001.flac', short, 16000, subtype='PCM_16')
-  source = make_source(config('librispeech', str(root), tmp_path / 'cache'), 'train')
+  root, path = one_utterance_root(tmp_path, short)
+  source = make_source(config('librispeech', root, tmp_path / 'cache'), 'train')
   audio = source.load(np.array([0]), 99)['audio'][0]
-  expected, _ = sf.read(folder / '19-198-0001.flac', dtype='float32')
+  expected, _ = sf.read(path, dtype='float32')
   np.testing.assert_array_equal(audio[:12345], expected)
   assert np.all(audio[12345:] == 0) and audio.shape == (20480,)
 
