@@ -323,7 +323,6 @@ def plot_tradeoff(table: dict, path: str) -> None:
   fig.suptitle(f'accuracy vs concentration — scale {table["scale"]} (ours: dots; original: stars)')
   fig.tight_layout()
   io.save_figure(fig, path)
-  plt.close(fig)
 
 
 def reproduce(config, scale: str, betas: list[float], workdir: str) -> dict:

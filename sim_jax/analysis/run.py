@@ -240,22 +240,6 @@ def analysed_module(trained: TrainedEncoder, module: int) -> int:
   return module
 
 
-class _SubsetSource(data_lib.Source):
-  """Items `indices` of another source (same labels, classes and loader)."""
-
-  def __init__(self, base, indices: np.ndarray):
-    super().__init__(split=base.split, variant=base.variant, names=[base.names[i] for i in indices],
-                     item_length=base.item_length, labels={k: v[indices] for k, v in base.labels.items()},
-                     class_names=base.class_names)
-    self.corpus = base.corpus
-    self._base = base
-    self._indices = indices
-
-  def load(self, indices, crop_key):
-    """Items of the base source."""
-    return self._base.load(self._indices[np.asarray(indices, np.int64)], crop_key)
-
-
 @dataclasses.dataclass
 class AnalysisData:
   """What the latent and entanglement analyses read (module: the analysed conv module).
@@ -310,7 +294,7 @@ def _split_source(config, split: str, variant: str, rng: np.random.Generator):
   source = data_lib.make_source(config.data, split, variant)
   if 0 <= config.analysis.max_items < len(source):
     keep = np.sort(rng.choice(len(source), config.analysis.max_items, replace=False))
-    source = _SubsetSource(source, keep)
+    source = data_lib.Subset(source, keep, source.split)
   return source
 
 

@@ -11,11 +11,11 @@ from sim_jax.data.common import FRAME_HOP, DataError
 from sim_jax.data.frames import (IGNORE_LABEL, align_frame_labels, encoder_num_frames, pad_utterances,
                                  utterance_batch)
 from sim_jax.data.pipeline import Batches, batches, crop_key, epoch_order, steps_per_epoch
-from sim_jax.data.source import Source, hold_out
+from sim_jax.data.source import Source, Subset, hold_out
 from sim_jax.data.sources import CORPORA, VARIANTS, default_data_config, make_source
 
 __all__ = [
-    'Batches', 'CORPORA', 'DataError', 'FRAME_HOP', 'IGNORE_LABEL', 'Source', 'VARIANTS', 'hold_out',
+    'Batches', 'CORPORA', 'DataError', 'FRAME_HOP', 'IGNORE_LABEL', 'Source', 'Subset', 'VARIANTS', 'hold_out',
     'align_frame_labels', 'batches', 'crop_key', 'default_data_config', 'encoder_num_frames',
     'epoch_order', 'make_source', 'pad_utterances', 'steps_per_epoch', 'utterance_batch',
 ]
