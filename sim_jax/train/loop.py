@@ -126,9 +126,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     except BaseException:
       checkpoints.close()
       raise
-  log = io.MetricLog(os.path.join(workdir, 'metrics.jsonl'), config.wandb, config.to_dict(),
-                     wandb_dir=workdir)
   primary = jax.process_index() == 0  # in a multi-process run, process 0 writes the log and figures
+  log = io.MetricLog(os.path.join(workdir, 'metrics.jsonl'), config.wandb if primary else None,
+                     config.to_dict(), wandb_dir=workdir)  # one wandb run, not one per process
   if resuming and primary:
     log.truncate(int(state.step))
   state = jax.device_put(state, replicated)
