@@ -9,7 +9,8 @@ batch, steps, probe seeds / epochs, decoder epochs, scored pairs, analysed items
 config merged into each model's config (override one with e.g. --config.scales.cpu.train.num_epochs=8).
 
   paper  the original's run: 512 channels, GRU 256, batch 64, 1000 epochs, decoder 200 epochs (a GPU job)
-  cpu    512 channels, batch 8, 20 epochs (SIM at β = 0.01 learns at this width, not at 64); decoder
+  cpu    512 channels, batch 8, 20 epochs (SIM at β = 0.01 learns at this width, not at 64); the
+         sample probe trains on one draw of SIM samples per seed (train_crops=1); decoder
          1 epoch at batch 8, 200 scored pairs; KDE estimates capped at 2000 vectors (the original's
          (512, ∞, ∞) setting is 8192); ≈ 95 min on 2 cores (README, Reproducing the paper)
   smoke  16 channels, 2 steps, 2-epoch probes, tiny decoder: the CI test of the whole pipeline
@@ -34,7 +35,9 @@ def get_config():
           # at 512 channels its full-rate layers take > 17 GB at the recipe's batch 64 (3.6 GB at 8)
           model=dict(channels=512),
           train=dict(batch_size=8, num_epochs=20),
-          probe=dict(seeds=3),
+          # a fresh draw of SIM samples every epoch is an encoder pass (~1 min) per epoch: 2.4 h for the
+          # bias-free sample probe's 3 seeds × 50 epochs; one draw per seed, cycled, takes 3 min
+          probe=dict(seeds=3, train_crops=1),
           decoder=dict(batch_size=8, num_epochs=1, score_pairs=200),
           # the KDE's (512, all frames, all items) setting fits 8192 vectors: ~25 min a model uncapped
           analysis=dict(kde_max_vectors=2000),

@@ -74,8 +74,8 @@ def probe_config(dataset: str) -> ml_collections.ConfigDict:
       gradient_clipping=placeholder(float),  # None: the task's recipe (1.0 speakers/phones, else off); 0 = off
       shuffle=placeholder(bool),            # None: the task's recipe (phones train in the split file's order)
       eval_every_epochs=1,        # test accuracy for the learning curve every n epochs; 0 = only at the end
-      train_crops=0,              # cropping data (LibriSpeech): 0 = a fresh crop set every epoch (the original);
-                                  # n = n crop sets drawn once and cycled ('mean' features: encoder runs n times)
+      train_crops=0,              # cropping data (LibriSpeech) and 'sample' features: 0 = a fresh crop set / draw
+                                  # every epoch (the original); n = n sets drawn once (per seed) and cycled
       extract_batch_size=16,      # encoder batch size for feature extraction
       seed=0,                     # first seed; also fixes the crops
       seeds=1,                    # repeat with seeds seed..seed+seeds-1, report mean ± std

@@ -81,10 +81,21 @@ def experiment_config(config, scale: str, beta: float) -> ml_collections.ConfigD
   return model
 
 
-def stage_settings(config) -> dict:
-  """What a stage's result depends on: the model's config as JSON has it, less the data's location."""
-  settings = json.loads(json.dumps(config.to_dict()))
-  settings['data'].pop('root')
+# The config sections of the later stages that each stage reads; the others are left out of its
+# settings, so changing, say, the decoder's settings redoes the decoder, not the training or probes.
+LATER_SECTIONS = ('probe', 'decoder', 'analysis')
+STAGE_READS = {'train': (), 'probes': ('probe',), 'concentration': ('probe',), 'decoder': ('decoder',),
+               'analysis': ('probe', 'decoder', 'analysis')}
+
+
+def stage_settings(settings: dict, stage: str) -> dict:
+  """What a stage's result depends on, from the model's config as JSON has it (`settings`): all of
+  it less the data's location and the sections of later stages that this stage does not read."""
+  settings = json.loads(json.dumps(settings))
+  settings['data'].pop('root', None)
+  for section in LATER_SECTIONS:
+    if section not in STAGE_READS[stage]:
+      settings.pop(section, None)
   return settings
 
 
@@ -93,12 +104,12 @@ def run_stage(model_dir: str, stage: str, label: str, config, fn) -> dict:
   the settings) last and atomically, and prints one progress line either way. A record made with
   other settings stops the run. Returns the stage's record."""
   path = os.path.join(model_dir, 'reproduce', f'{stage}.json')
-  settings = stage_settings(config)
+  settings = stage_settings(config.to_dict(), stage)
   if os.path.exists(path):
     record = io.read_json(path)
-    if record['settings'] != settings:
+    if stage_settings(record['settings'], stage) != settings:
       raise ValueError(f'{path} was made with other settings than this run\'s (another scale or config); '
-                       f'use another --workdir, or delete {model_dir} to redo it')
+                       f'use another --workdir, or delete {path} to redo this stage')
     print(f'[reproduce] {label}: {stage} done before ({record["minutes"]:.1f} min), skipped', flush=True)
     return record
   print(f'[reproduce] {label}: {stage} ...', flush=True)

@@ -13,8 +13,8 @@ Per epoch the probe trains on the training features in an order drawn from (seed
 the split file's order, as the original). 'mean' features are extracted once and cached; for
 cropping data (LibriSpeech speakers) every epoch gets a fresh crop set, as the original
 (`train_crops=n` draws n sets once and cycles them: n encoder passes instead of one per epoch).
-'sample' features are redrawn every epoch, with new crops, as the original; the test features are
-one draw per seed.
+'sample' features are redrawn every epoch, with new crops, as the original (`train_crops=n`: n draws
+per seed, cycled); the test features are one draw per seed.
 
 Differences from the original kept by default, because its behaviour is a bug (§9): test accuracy
 is over every test item (frame), not a mean of per-batch accuracies over a shuffled, drop_last
@@ -75,7 +75,9 @@ def settings(probe_config, task, corpus: str, trained) -> tuple[object, list[str
     changed.append(f'features={cfg.features!r} (original: {auto_features!r})')
   if cfg.standardize:
     changed.append('standardize=True (original: raw features)')
-  if task.train_variant == 'words' and corpus == 'librispeech' and cfg.train_crops:
+  if cfg.train_crops and cfg.features == 'sample':
+    changed.append(f'train_crops={cfg.train_crops} (original: fresh samples every epoch)')
+  elif cfg.train_crops and task.train_variant == 'words' and corpus == 'librispeech':
     changed.append(f'train_crops={cfg.train_crops} (original: a fresh crop every epoch)')
   return cfg, changed
 
@@ -140,9 +142,15 @@ class _FeatureProvider:
 
   def train(self, seed: int, epoch: int):
     """ProbeData of the training split for this epoch."""
-    if self.source.sample:
-      key = jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
-      return self._get('train', self.train_source, epoch, key)
+    if self.source.sample:  # a fresh draw per epoch, or `train_crops` draws per seed, cycled
+      draw = epoch % self.cfg.train_crops if self.cfg.train_crops else epoch
+      if ('train', seed, draw) not in self._cached:
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), draw)
+        data = self._get('train', self.train_source, draw, key)
+        if not self.cfg.train_crops:
+          return data
+        self._cached['train', seed, draw] = data
+      return self._cached['train', seed, draw]
     crop_set = epoch % self.crop_sets
     if ('train', crop_set) not in self._cached:
       self._cached['train', crop_set] = self._get('train', self.train_source, crop_set, None)

@@ -74,3 +74,49 @@ def test_raw_scale_weights_give_the_same_logits():
     expected = np.asarray(probe_logits(params, norm, x), np.float64)
     direct = x.astype(np.float64) @ raw['kernel'] + raw['bias']  # a bias-free probe gains -(mean/std)·W
     np.testing.assert_allclose(direct, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
+
+
+def test_sample_features_are_redrawn_every_epoch_or_cycled_with_train_crops(monkeypatch):
+  """'sample' features: by default a fresh draw per epoch from key fold_in(PRNGKey(seed), epoch), as the
+  original; `train_crops=n` draws n sets per seed once and cycles them (the `cpu` reproduce scale)."""
+  import types
+
+  import jax
+
+  from sim_jax.probe import run as run_lib
+
+  calls = []
+
+  def fake_extract(trained, source, data_source, *, key, epoch, **unused):
+    calls.append((epoch, tuple(np.asarray(jax.random.key_data(key)).ravel().tolist())))
+    return object()
+
+  class Data:
+    def trainable_items(self):
+      return [0]
+
+  monkeypatch.setattr(run_lib, 'extract', fake_extract)
+  monkeypatch.setattr(run_lib, 'probe_data', lambda task, data_source, feats: (Data(), 0))
+
+  def key_of(seed, draw):
+    return tuple(np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(seed), draw))).ravel().tolist())
+
+  for train_crops, draws in ((0, [0, 1, 2, 3, 4]), (2, [0, 1])):
+    calls.clear()
+    cfg = types.SimpleNamespace(train_crops=train_crops, num_epochs=5, extract_batch_size=4, seed=0)
+    source = types.SimpleNamespace(sample=True, name='module_2')
+    provider = run_lib._FeatureProvider(cfg, None, '/nonexistent', None, source,
+                                        types.SimpleNamespace(frame_wise=False, label='vowel'),
+                                        types.SimpleNamespace(split='train', corpus='deboer'), {})
+    for seed in (3, 4):
+      got = [provider.train(seed, epoch) for epoch in range(5)]
+      if train_crops:
+        assert got[0] is got[2] is got[4] and got[1] is got[3] and got[0] is not got[1]
+    assert calls == [(d, key_of(seed, d)) for seed in (3, 4) for d in draws]
+
+
+def test_cycled_sample_draws_are_named(sim):
+  config = base_config('deboer', 'sim')
+  config.probe.update(task='vowels', bias=False, train_crops=1)
+  cfg, changed = settings(config.probe, make_task('vowels', 'deboer'), 'deboer', sim)
+  assert cfg.features == 'sample' and changed == ['train_crops=1 (original: fresh samples every epoch)']
