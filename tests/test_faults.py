@@ -8,6 +8,8 @@ sharing one XLA compilation cache; one trained workdir (2 epochs: checkpoints 4 
 into each test, and one uninterrupted 3-epoch run is the reference.
 """
 
+import asyncio
+import gc
 import glob
 import logging
 import os
@@ -338,3 +340,31 @@ def test_sigkill_while_checkpoints_are_written_then_resume_bit_identical(runs, t
   assert done.returncode == 0, done.stderr[-3000:]
   assert not glob.glob(str(workdir / 'checkpoints' / '*tmp*'))  # unfinished saves cleaned up
   _assert_same_result(workdir, straight)
+
+
+def _never_retrieved(loop, read) -> None:
+  """A future of `loop` that failed with `read`'s exception and is collected unretrieved."""
+  future = loop.create_future()
+  try:
+    read()
+  except OSError as e:
+    future.set_exception(e)
+  del future
+  gc.collect()
+
+
+def test_abandoned_orbax_reads_are_not_logged_other_unretrieved_futures_are(caplog):
+  """asyncio logs a collected future's unretrieved exception with a traceback; after a damaged
+  checkpoint (one error line) those of orbax's abandoned reads are dropped, and only those."""
+  orbax_read, own_read = {}, {}
+  exec(compile('def read():\n  raise OSError("damaged shard")\n', '/venv/site-packages/orbax/read.py', 'exec'),
+       orbax_read)
+  exec(compile('def read():\n  raise OSError("our own failure")\n', '/work/sim_jax/read.py', 'exec'), own_read)
+  loop = asyncio.new_event_loop()
+  with caplog.at_level(logging.ERROR, logger='asyncio'):
+    _never_retrieved(loop, orbax_read['read'])
+    _never_retrieved(loop, own_read['read'])
+  loop.close()
+  logged = [r for r in caplog.records if r.name == 'asyncio']
+  assert len(logged) == 1 and 'exception was never retrieved' in logged[0].getMessage()
+  assert str(logged[0].exc_info[1]) == 'our own failure'

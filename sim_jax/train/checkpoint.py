@@ -54,6 +54,26 @@ def _drop_orbax_leftovers(unraisable, previous=sys.unraisablehook) -> None:
 sys.unraisablehook = _drop_orbax_leftovers
 
 
+def _not_an_abandoned_orbax_read(record: logging.LogRecord) -> bool:
+  """'asyncio' logger filter: after a failed orbax read (reported as one line), asyncio may log the
+  other reads it abandoned as '... exception was never retrieved' with their tracebacks when the
+  future is collected; those are dropped, any other asyncio log is kept."""
+  if 'exception was never retrieved' not in record.getMessage() or not record.exc_info:
+    return True
+  exc = record.exc_info[1]
+  while exc is not None:
+    frame = exc.__traceback__
+    while frame is not None:
+      if '/orbax/' in frame.tb_frame.f_code.co_filename:
+        return False
+      frame = frame.tb_next
+    exc = exc.__cause__ or exc.__context__
+  return True
+
+
+logging.getLogger('asyncio').addFilter(_not_an_abandoned_orbax_read)
+
+
 @contextlib.contextmanager
 def _orbax_errors_hidden():
   """Drop orbax's own error logs (a traceback per writer thread) while a save runs and, if it fails,
