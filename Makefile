@@ -36,6 +36,7 @@ reproduce: $(PY)
 	  --config.data_root=$(DATA) $(if $(strip $(BETAS)),--betas=$(subst $(space),$(comma),$(strip $(BETAS))))
 
 test: $(PY)
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests -q -n 2 --dist loadfile --durations=15
 
 test-fast: $(PY)

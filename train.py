@@ -29,7 +29,7 @@ def main(argv):
 
   def run():
     if config.train.distributed:
-      from sim_jax.train.step import initialize_distributed
+      from sim_jax.parallel import initialize_distributed
       initialize_distributed()
     from sim_jax.train.loop import train_and_evaluate
     train_and_evaluate(config, workdir)

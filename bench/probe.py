@@ -34,8 +34,8 @@ def main() -> None:
   from sim_jax import io
   from sim_jax.config import load_config_file
   from sim_jax.probe import run_probe
-  from sim_jax.train.checkpoint import Checkpoints
-  from sim_jax.train.step import create_train_state
+  from sim_jax.state import create_train_state
+  from sim_jax.workdir import training_checkpoints
 
   config = load_config_file(os.path.join(REPO, 'configs', 'sim_deboer.py'))
   config.data.root = args.root
@@ -48,7 +48,7 @@ def main() -> None:
       workdir = os.path.join(scratch, 'workdir')
       _, state = create_train_state(config, jax.random.PRNGKey(0))
       io.write_json(os.path.join(workdir, 'config.json'), config.to_dict())
-      checkpoints = Checkpoints(workdir)
+      checkpoints = training_checkpoints(workdir)
       checkpoints.save(state)
       checkpoints.close()
     else:  # keep the workdir's cache and results untouched: probe a copy of its checkpoints

@@ -29,7 +29,9 @@ import json, resource, sys, time
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from sim_jax.config import base_config
-from sim_jax.train.step import compile_on_first_call, create_train_state, make_mesh, make_train_step
+from sim_jax.parallel import make_mesh
+from sim_jax.state import create_train_state
+from sim_jax.train.step import compile_on_first_call, make_train_step
 for case in json.loads(sys.argv[1]):
   kind, batch, samples, steps = case['kind'], case['batch'], case['samples'], case['steps']
   config = base_config('deboer', kind)

@@ -1,10 +1,7 @@
 """What every entry point shares: user-facing errors become one line on stderr, not a traceback."""
 
-import contextlib
 import difflib
-import logging as std_logging
 import sys
-import warnings
 from typing import Callable, Sequence
 
 import ml_collections
@@ -21,42 +18,6 @@ def user_errors() -> tuple[type, ...]:
           ArithmeticError, DiskFull)
 
 
-class _AboveBars(std_logging.Handler):
-  """Passes records to `inner` with the progress bars cleared first and redrawn after."""
-
-  def __init__(self, inner: std_logging.Handler):
-    super().__init__(inner.level)
-    self.inner = inner
-
-  def emit(self, record: std_logging.LogRecord) -> None:
-    from tqdm import tqdm
-    with tqdm.external_write_mode(file=sys.stderr):
-      self.inner.handle(record)
-
-
-@contextlib.contextmanager
-def progress_bar(**kwargs):
-  """`with progress_bar(total=…, desc=…) as bar:` a tqdm bar (kwargs as tqdm's) whose line is ended
-  however the block ends, so an error printed after it starts on a fresh line; log records and
-  warnings emitted while it is drawn are written above it, on lines of their own."""
-  from tqdm import tqdm
-  root = std_logging.getLogger()
-  handlers = root.handlers[:]
-  show = warnings.showwarning
-
-  def show_above(*args, **kw):
-    with tqdm.external_write_mode(file=sys.stderr):
-      show(*args, **kw)
-  root.handlers[:] = [_AboveBars(h) for h in handlers or [std_logging.lastResort]]
-  warnings.showwarning = show_above
-  try:
-    with tqdm(**kwargs) as bar:
-      yield bar
-  finally:
-    root.handlers[:] = handlers
-    warnings.showwarning = show
-
-
 def error_line(e: BaseException) -> str:
   """`error: <message>` for a user-facing error (a KeyError's message without its quotes)."""
   return f'error: {e.args[0] if isinstance(e, KeyError) and e.args else e}'
@@ -65,6 +26,8 @@ def error_line(e: BaseException) -> str:
 def run_main(main: Callable[[], object]) -> None:
   """Run `main()`; on a user-facing error print `error: <message>` and exit with status 2."""
   logging.set_verbosity(logging.WARNING)
+  from sim_jax.checkpoints import quiet_abandoned_orbax_reads  # here: flag errors need no orbax
+  quiet_abandoned_orbax_reads()
   try:
     main()
   except user_errors() as e:

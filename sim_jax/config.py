@@ -126,21 +126,24 @@ def analysis_config() -> ml_collections.ConfigDict:
   items, at the original's six settings. LibriSpeech (no syllables): crops with speaker labels.
   """
   return ml_collections.ConfigDict(dict(
-      module=-1,                  # Gaussian-head module analysed (latent figures, total correlation); -1 = the last (SIM/GIM 2, CPC 0)
+      # Gaussian-head module analysed (latent figures, total correlation); -1 = the last (SIM/GIM 2, CPC 0)
+      module=-1,
       features='sample',          # sample: SIM modules pass on a fresh draw, as the original's get_latents (GIM / CPC:
                                   # their mean, as the original); mean: the mean heads (an option, not the original's)
       checkpoint='latest',        # encoder checkpoint analysed: latest (the original's) | best | <step>
       max_items=-1,               # -1: every item of each split; n: a random n before encoding (quick runs)
       drop_last=True,             # only whole loader batches, as the original's loaders (a random floor(N/B)·B items);
                                   # False: every item (an option)
-      batch_size=128,             # t-SNE, 3-D scatter, histograms: the original's post-hoc loader batch (main_lat_space.py:91)
+      # t-SNE, 3-D scatter, histograms: the original's post-hoc loader batch (main_lat_space.py:91)
+      batch_size=128,
       tsne_split='train',         # the original's: the syllable train split (de Boer / demo; LibriSpeech: crops)
       tsne_per_class=100,         # points PLOTTED per class (the original's 100); the t-SNE is fitted on all items
       tsne_perplexity=0.0,        # 0: int(sqrt(N)), as the original
       tsne_max_iter=1000,
       histogram_split='train',    # the original's: the word train split (reshuffledv2), last conv module
       histogram_dims=32,          # histograms of the first n dimensions (the original's 32)
-      histogram_range=0.0,        # 0: bins over each dimension's data, unclipped (the original); r: bins over ±r, clipped
+      histogram_range=0.0,        # 0: bins over each dimension's data, unclipped (the original);
+                                  # r: bins over ±r, clipped
       kde_split='test',           # the original's: the test loader of the speaker probe's dataset (de Boer words)
       kde_batch_size=64,          # that loader's batch (config_code/sim_setup.py:103-110): items come in whole batches
       # KDE total correlation settings (channels, frames per item, audio items), -1 = all (∞), each kde_repeats

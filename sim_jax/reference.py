@@ -32,16 +32,18 @@ import ml_collections
 import numpy as np
 import optax
 
+from sim_jax import io
+from sim_jax import workdir as workdir_lib
 from sim_jax.cli import error_line, parse_flags, user_errors
 from sim_jax.config import model_config
-from sim_jax.models import encode, greedy_loss, make_encoder, module_specs
-from sim_jax.models.encoder import ModuleSpec
+from sim_jax.models import encode, frame_counts, greedy_loss, make_encoder, module_specs
 from sim_jax.models.layers import BatchNorm1d
+from sim_jax.state import create_train_state
 
 RTOL, ATOL = 1e-5, 1e-6
 
 
-class ReferenceError_(ValueError):
+class ReferenceFileError(ValueError):
   """A reference or checkpoint file that does not fit (missing key, wrong shape)."""
 
 
@@ -106,12 +108,12 @@ def torch_to_variables(state: dict, specs, expected=None, source: str = 'state_d
   variables = {'params': {}, 'batch_stats': {}}
   for collection, key, path, transform in _mapping(specs):
     if key not in state:
-      raise ReferenceError_(f'{source}: missing key {key!r} (needed for {"/".join(path)})')
+      raise ReferenceFileError(f'{source}: missing key {key!r} (needed for {"/".join(path)})')
     value = _TO_OURS[transform](state[key]).astype(np.float32)
     if expected is not None:
       want = tuple(_get(expected[collection], path).shape)
       if tuple(value.shape) != want:
-        raise ReferenceError_(
+        raise ReferenceFileError(
             f'{source}: {key!r} has shape {tuple(state[key].shape)}, which maps to {value.shape}, '
             f'but the model built from the config needs {want} (check channels/gru_hidden/'
             'prediction_steps)')
@@ -162,16 +164,16 @@ def config_from_meta(meta: dict) -> ml_collections.ConfigDict:
     ours = [(k, s, p) for k, s, p, _ in spec.layers]
     theirs = list(zip(a['kernel_sizes'], a['strides'], a['padding']))
     if ours != theirs:
-      raise ReferenceError_(f'meta.architecture {theirs} is not the {kind} architecture {ours}')
+      raise ReferenceFileError(f'meta.architecture {theirs} is not the {kind} architecture {ours}')
   return cfg
 
 
 def _require(data, key: str, shape=None):
   if key not in data:
-    raise ReferenceError_(f'reference file: missing key {key!r}')
+    raise ReferenceFileError(f'reference file: missing key {key!r}')
   value = np.asarray(data[key])
   if shape is not None and tuple(value.shape) != tuple(shape):
-    raise ReferenceError_(f'reference file: {key!r} has shape {tuple(value.shape)}, expected {tuple(shape)}')
+    raise ReferenceFileError(f'reference file: {key!r} has shape {tuple(value.shape)}, expected {tuple(shape)}')
   return value
 
 
@@ -188,14 +190,13 @@ def compare(data, implementation: str = 'auto') -> dict[str, tuple[float, float]
   encoder = make_encoder(cfg, specs)
   audio = _require(data, 'input')
   if audio.ndim != 3 or audio.shape[1] != 1:
-    raise ReferenceError_(f"reference file: 'input' has shape {audio.shape}, expected (B, 1, T)")
+    raise ReferenceFileError(f"reference file: 'input' has shape {audio.shape}, expected (B, 1, T)")
   audio = jnp.asarray(audio[:, 0, :])  # (B, T)
   batch, num_samples = audio.shape
   expected = jax.eval_shape(lambda: encoder.init(jax.random.PRNGKey(0), audio, True))
   state = {k[len('param/'):]: data[k] for k in data.files if k.startswith('param/')}
   variables = torch_to_variables(state, specs, expected, source='reference file param/')
 
-  from sim_jax.models.encoder import frame_counts  # local: only the checker needs frame counts
   frames = frame_counts(specs, num_samples)
   draws = []
   for i, spec in enumerate(specs):
@@ -226,11 +227,11 @@ def compare(data, implementation: str = 'auto') -> dict[str, tuple[float, float]
     ref = np.asarray(ref, np.float64)
     ours = np.asarray(ours, np.float64)
     if ours.shape != ref.shape:
-      raise ReferenceError_(f'{name}: our shape {ours.shape} != reference shape {ref.shape}')
+      raise ReferenceFileError(f'{name}: our shape {ours.shape} != reference shape {ref.shape}')
     errors[name] = (float(np.max(np.abs(ours - ref))) if ref.size else 0.0,
                     float(np.max(np.abs(ref))) if ref.size else 0.0)
 
-  for i, (spec, out) in enumerate(zip(specs, outputs)):
+  for i, out in enumerate(outputs):
     for key in ('mu', 'logvar', 'c', 'z'):
       if f'm{i}/{key}' in data.files:
         record(f'm{i}/{key}', out[key], data[f'm{i}/{key}'])
@@ -244,7 +245,7 @@ def compare(data, implementation: str = 'auto') -> dict[str, tuple[float, float]
   for key in sorted(k for k in data.files if k.startswith('grad/')):
     name = key[len('grad/'):]
     if name not in torch_grads:
-      raise ReferenceError_(f'reference file: {key!r} names no parameter of the model')
+      raise ReferenceFileError(f'reference file: {key!r} names no parameter of the model')
     if name in zero_scales:  # exactly 0: both codes' round-off is compared with 0, at its own scale
       errors[key] = (float(max(np.max(np.abs(torch_grads[name])), np.max(np.abs(data[key])))),
                      zero_scales[name])
@@ -266,13 +267,13 @@ def compare(data, implementation: str = 'auto') -> dict[str, tuple[float, float]
     if name.endswith('num_batches_tracked'):
       continue
     if name not in after:
-      raise ReferenceError_(f'reference file: {key!r} names no parameter of the model')
+      raise ReferenceFileError(f'reference file: {key!r} names no parameter of the model')
     record(key, after[name], data[key])
 
   eval_keys = [k for k in data.files if k.startswith('eval/')]
   if eval_keys:
-    eval_outputs = jax.jit(functools.partial(encode, encoder))({'params': new_params, 'batch_stats': new_stats} if new_stats
-                          else {'params': new_params}, audio)
+    new_variables = {'params': new_params, 'batch_stats': new_stats} if new_stats else {'params': new_params}
+    eval_outputs = jax.jit(functools.partial(encode, encoder))(new_variables, audio)
     for key in sorted(eval_keys):
       _, module, quantity = key.split('/')
       record(key, eval_outputs[int(module[1:])][quantity], data[key])
@@ -353,21 +354,42 @@ def check_file(path: str, out=sys.stdout) -> bool:
 def load_torch_state(path: str) -> dict:
   """A PyTorch state_dict as numpy arrays from a `.ckpt`/`.pt` (needs torch) or an `.npz`."""
   if not os.path.isfile(path):
-    raise ReferenceError_(f'{path}: no such file')
+    raise ReferenceFileError(f'{path}: no such file')
   if path.endswith('.npz'):
     with np.load(path) as data:
       if 'meta' in data.files and any(k.startswith('param/') for k in data.files):
-        raise ReferenceError_(f'{path} is a reference-output file (test it with `python -m sim_jax.reference '
+        raise ReferenceFileError(f'{path} is a reference-output file (test it with `python -m sim_jax.reference '
                               'check`), not a state_dict; its param/* arrays without the prefix are one')
       return {k: data[k] for k in data.files}
   try:
     import torch  # only here: reading the original's pickled checkpoints needs it
   except ImportError:
-    raise ReferenceError_(f'{path}: reading a PyTorch checkpoint needs torch (pip install torch), or '
+    raise ReferenceFileError(f'{path}: reading a PyTorch checkpoint needs torch (pip install torch), or '
                           'save it as .npz: np.savez(f, **{k: v.numpy() for k, v in sd.items()})'
                           ) from None
   state = torch.load(path, map_location='cpu', weights_only=True)
   return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, 'numpy')}
+
+
+def import_original_checkpoint(checkpoint: str, config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Turn a checkpoint of the original PyTorch code into a workdir the downstream stages can read;
+  `config` describes its model (widths must match the checkpoint's)."""
+  held = workdir_lib.holds_a_run(workdir)
+  if held:
+    raise workdir_lib.WorkdirError(f'{workdir} already holds a run ({", ".join(held)}); import into a new '
+                                   '--workdir')
+  _, state = create_train_state(config, jax.random.PRNGKey(0))
+  expected = {'params': state.params, 'batch_stats': state.batch_stats}
+  variables = torch_to_variables(load_torch_state(checkpoint), module_specs(config.model), expected,
+                                 source=checkpoint)
+  state = state.replace(params=variables['params'],
+                        batch_stats=variables['batch_stats'] if state.batch_stats else {})
+  os.makedirs(workdir, exist_ok=True)
+  io.write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), config.to_dict())
+  checkpoints = workdir_lib.training_checkpoints(workdir)
+  checkpoints.save(state)
+  checkpoints.close()
+  print(f'imported {checkpoint} into {workdir}/{workdir_lib.CHECKPOINTS}/{int(state.step)}')
 
 
 def _import_config(path: str, overrides: list[str]) -> ml_collections.ConfigDict:
@@ -400,10 +422,9 @@ def main(argv=None) -> int:
     if args.command == 'check':
       results = [check_file(f) for f in args.files]
       return 0 if all(results) else 1
-    from sim_jax.train.checkpoint import import_original_checkpoint
     import_original_checkpoint(args.checkpoint, _import_config(args.config, overrides), args.workdir)
     return 0
-  except (*user_errors(), OSError) as e:  # ValueError covers ReferenceError_ also when run as __main__
+  except (*user_errors(), OSError) as e:  # ValueError covers ReferenceFileError also when run as __main__
     print(error_line(e), file=sys.stderr)
     return 2
 

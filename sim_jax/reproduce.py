@@ -20,6 +20,7 @@ probe seeds / epochs, decoder epochs, pairs and items. Then `<workdir>/table.jso
 `tradeoff.png` are written, with the original's logged figures beside ours.
 """
 
+import functools
 import json
 import math
 import os
@@ -34,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from sim_jax import io  # noqa: E402
 from sim_jax.config import load_config_file  # noqa: E402
+from sim_jax.workdir import changed_settings  # noqa: E402
 
 TASKS = ('syllables', 'vowels')
 SOURCES = ('module_0', 'module_1', 'module_2', 'context')
@@ -102,13 +104,15 @@ def stage_settings(settings: dict, stage: str) -> dict:
 def run_stage(model_dir: str, stage: str, label: str, config, fn) -> dict:
   """`fn()` unless `<model_dir>/reproduce/<stage>.json` exists; writes it (with the minutes taken and
   the settings) last and atomically, and prints one progress line either way. A record made with
-  other settings stops the run. Returns the stage's record."""
+  other settings stops the run, naming them (a setting the record predates is not compared).
+  Returns the stage's record."""
   path = os.path.join(model_dir, 'reproduce', f'{stage}.json')
   settings = stage_settings(config.to_dict(), stage)
   if os.path.exists(path):
     record = io.read_json(path)
-    if stage_settings(record['settings'], stage) != settings:
-      raise ValueError(f'{path} was made with other settings than this run\'s (another scale or config); '
+    changed = changed_settings(stage_settings(record['settings'], stage), settings)
+    if changed:
+      raise ValueError(f'{path} was made with other settings than this run\'s ({", ".join(changed)}); '
                        f'use another --workdir, or delete {path} to redo this stage')
     print(f'[reproduce] {label}: {stage} done before ({record["minutes"]:.1f} min), skipped', flush=True)
     return record
@@ -213,9 +217,9 @@ def analysis_stage(config, workdir: str) -> dict:
   kde = [{k: row[k] for k in ('setting', 'channels', 'times', 'max_items', 'items', 'samples', 'capped',
                                'tc_mean', 'tc_std', 'standardized_tc_mean')}
          for row in details['kde']]
-  run = results['run']['items']['']['numbers']
+  run = results['run']['items']['']['values']
   return {'report': os.path.join(workdir, 'report', 'index.html'),
-          'analysed_module': run['analysed module'], 'encoder_step': run['encoder step'],
+          'analysed_module': run['module'], 'encoder_step': run['encoder_step'],
           'total_correlation': {'gaussian': gaussian['tc'], 'gaussian_excess': gaussian['excess_tc'],
                                 'gaussian_dims': gaussian['dims'], 'kde': kde}}
 
@@ -327,7 +331,7 @@ def plot_tradeoff(table: dict, path: str) -> None:
       ax.plot(o['interpolation'], 100 * o[key], marker='*', markersize=14, markerfacecolor='none',
               markeredgecolor=color, linestyle='none', label=f'original {kind.upper()} (512 ch, 1000 epochs)')
     ax.axhline(100 * models[0]['probes'][key]['chance'], color='0.8', linestyle=':', label='chance')
-    ax.set_xlabel(f'interpolation relative error at n = width/8 (lower: more concentrated)')
+    ax.set_xlabel('interpolation relative error at n = width/8 (lower: more concentrated)')
     ax.set_ylabel(f'{task} accuracy, context probe (%)')
     ax.set_title(task)
     ax.legend(fontsize=7, loc='best')
@@ -351,7 +355,7 @@ def reproduce(config, scale: str, betas: list[float], workdir: str) -> dict:
     records = {}
     for stage in STAGES:
       records[stage] = run_stage(model_dir, stage, label, model,
-                                 lambda stage=stage: STAGE_FUNCTIONS[stage](model, model_dir))
+                                 functools.partial(STAGE_FUNCTIONS[stage], model, model_dir))
     entries.append(table_entry(model, beta, model_dir, records))
   table = {'scale': scale, 'workdir': os.path.abspath(workdir), 'original': ORIGINAL,
            'minutes': sum(sum(e['minutes'].values()) for e in entries),

@@ -1,4 +1,4 @@
-"""Fault injection (issue 18): damaged checkpoints and caches, a FLAC cut mid-audio, a full disk and
+"""Fault injection: damaged checkpoints and caches, a FLAC cut mid-audio, a full disk and
 SIGKILL while checkpoints are written. Every fault is either survived (the rerun resumes and ends
 bit-identical to an uninterrupted run, or a cache is rebuilt) or stops the command with one line
 naming the file: never a traceback, never a lost checkpoint.
@@ -24,13 +24,14 @@ import jax
 import numpy as np
 import pytest
 
+from sim_jax.checkpoints import CheckpointError, quiet_abandoned_orbax_reads
 from sim_jax.cli import run_main
 from sim_jax.data import make_source
-from sim_jax.data.common import load_npz_cache
+from sim_jax.data.cache import load_npz_cache
 from sim_jax.probe.features import cached_features, feature_source
-from sim_jax.train.checkpoint import Checkpoints, CheckpointError, load_config, load_trained_encoder
+from sim_jax.state import create_train_state
 from sim_jax.train.loop import train_and_evaluate
-from sim_jax.train.step import create_train_state
+from sim_jax.workdir import load_config, load_trained_encoder, training_checkpoints
 from tests.conftest import DATA, REPO
 from tests.probe.helpers import tiny_trained
 from tests.train.helpers import small_config
@@ -140,7 +141,7 @@ def test_a_checkpoint_missing_its_commit_marker_is_passed_over(runs, tmp_path, c
   workdir = _copy(trained, tmp_path)
   os.remove(workdir / 'checkpoints' / '6' / 'commit_success.txt')
   _, target = create_train_state(load_config(str(trained)), jax.random.PRNGKey(0))
-  checkpoints = Checkpoints(str(workdir))
+  checkpoints = training_checkpoints(str(workdir))
   try:
     state = checkpoints.restore(target)
   finally:
@@ -293,7 +294,7 @@ def test_a_write_past_the_file_size_limit_is_one_line_and_keeps_the_checkpoints(
   line = _one_error_line(done.stderr)
   assert line.startswith(f'error: cannot write {workdir}/checkpoints/8: File too large; free at least')
   assert sorted(os.listdir(workdir / 'checkpoints')) == ['4', '6']  # no partial folder
-  checkpoints = Checkpoints(str(workdir))
+  checkpoints = training_checkpoints(str(workdir))
   try:
     _, target = create_train_state(load_config(str(trained)), jax.random.PRNGKey(0))
     assert int(checkpoints.restore(target).step) == 6  # intact: no warning, nothing moved
@@ -355,7 +356,9 @@ def _never_retrieved(loop, read) -> None:
 
 def test_abandoned_orbax_reads_are_not_logged_other_unretrieved_futures_are(caplog):
   """asyncio logs a collected future's unretrieved exception with a traceback; after a damaged
-  checkpoint (one error line) those of orbax's abandoned reads are dropped, and only those."""
+  checkpoint (one error line) those of orbax's abandoned reads are dropped, and only those, once the
+  entry points' call has quietened them."""
+  quiet_abandoned_orbax_reads()
   orbax_read, own_read = {}, {}
   exec(compile('def read():\n  raise OSError("damaged shard")\n', '/venv/site-packages/orbax/read.py', 'exec'),
        orbax_read)

@@ -12,8 +12,8 @@ import pytest
 from sim_jax.config import load_config_file
 from sim_jax.reference import torch_to_variables, variables_to_torch
 from sim_jax.models import module_specs
-from sim_jax.train.checkpoint import load_trained_encoder
-from sim_jax.train.step import create_train_state
+from sim_jax.state import create_train_state
+from sim_jax.workdir import load_trained_encoder
 from tests.conftest import REFERENCE, REPO
 
 SIM = os.path.join(REPO, 'configs', 'sim_deboer.py')

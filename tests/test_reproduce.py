@@ -34,7 +34,8 @@ def test_each_beta_gets_its_encoder_recipe_and_the_scale_changes_only_sizes():
     changed = {f'{s}.{k}' for s in recipe for k in (recipe[s] if isinstance(recipe[s], dict) else {})
                if recipe[s][k] != scaled[s][k]}
     allowed = {'model.channels', 'model.gru_hidden', 'train.batch_size', 'train.num_epochs',
-               'train.steps_per_epoch', 'train.eval_steps', 'train.learning_rate', 'probe.num_epochs', 'probe.train_crops',
+               'train.steps_per_epoch', 'train.eval_steps', 'train.learning_rate', 'probe.num_epochs',
+               'probe.train_crops',
                'probe.seeds', 'decoder.num_epochs', 'decoder.steps_per_epoch', 'decoder.eval_steps',
                'decoder.batch_size', 'decoder.score_items', 'decoder.score_pairs', 'analysis.max_items',
                'analysis.kde_max_vectors', 'analysis.batch_size', 'analysis.kde_batch_size'}

@@ -8,9 +8,10 @@ Two estimators:
   (`sample_signals`, `kde_tc_table`): last-conv-module features (`get_z(regression=False)`, :84-87 —
   SIM samples, as `get_latents`) of the TEST loader of the speaker probe's dataset (:157, :173; de
   Boer: the words, LibriSpeech: crops), counted in audio items, not vectors. Here it is
-  vectorised in JAX (pairwise distances in row chunks, float32 with an exact self term) instead of one sklearn KernelDensity per
-  dimension. It is strongly biased in high dimensions (with bandwidth 0.1 a point's own kernel
-  dominates the joint density), so only its trend across models and subsets is meaningful.
+  vectorised in JAX (pairwise distances in row chunks, float32 with an exact self term) instead of
+  one sklearn KernelDensity per dimension. It is strongly biased in high dimensions (with bandwidth
+  0.1 a point's own kernel dominates the joint density), so only its trend across models and subsets
+  is meaningful.
 - `gaussian_total_correlation`: the total correlation of a Gaussian with the data's correlation
   matrix R, −½ log det R. Exact for Gaussian data, a lower bound on dependence otherwise, and cheap
   for all 512 dimensions. Its finite-sample bias ≈ d(d−1)/(4N) is measured by `permuted_null`.

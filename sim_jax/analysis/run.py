@@ -5,14 +5,16 @@
   report/index.html     the HTML report
 
 Sections of results.json: run, summary, training, probes, weights, latents, entanglement, decoder
-(and settings). Each is {'items': {name: {'numbers': {...}, 'groups': [{'title', 'note', 'files':
-[{'path', 'type', 'label'}]}], 'details': {...}}}} with file paths relative to the workdir, or,
-where a workdir lacks the inputs, {'missing': {'reason', 'commands'}} naming the commands that
-would fill it. Training, probe and decoder sections are read from what train.py, probe.py and
-decode.py wrote; probe weights, latents and entanglement are computed here, on the original's data
-(`AnalysisData`, config.analysis): t-SNE and 3-D scatter on the syllable train split (labels syllable
-and vowel; LibriSpeech: 20480-sample crops with speaker labels), histograms on the word train split,
-total correlation on the word test split. SIM features are samples by default, as the original's;
+(and settings). Each is {'items': {name: {'values': {...}, 'numbers': {...}, 'groups': [{'title',
+'note', 'files': [{'path', 'type', 'label'}]}], 'details': {...}}}} with file paths relative to the
+workdir, or, where a workdir lacks the inputs, {'missing': {'reason', 'commands'}} naming the
+commands that would fill it. `values` holds the item's numbers under stable keys (what programs
+read: the summary, `make reproduce`); `numbers` is the same values under the labels the HTML
+report shows, which may be reworded freely. Training, probe and decoder sections are read from what
+train.py, probe.py and decode.py wrote; probe weights, latents and entanglement are computed here, on
+the original's data (`AnalysisData`, config.analysis): t-SNE and 3-D scatter on the syllable train
+split (labels syllable and vowel; LibriSpeech: 20480-sample crops with speaker labels), histograms on
+the word train split, total correlation on the word test split. SIM features are samples by default, as the original's;
 mean features go through the probes' feature cache (`<workdir>/probes/cache/`, batch size
 config.probe.extract_batch_size), so analysing after probing the same split costs no encoder pass.
 """
@@ -27,14 +29,14 @@ import numpy as np
 
 from sim_jax import data as data_lib
 from sim_jax import io
+from sim_jax import workdir as workdir_lib
 from sim_jax.analysis import entanglement, latents, report, weights
-from sim_jax.config import analysis_config
+from sim_jax.models import head_modules
 from sim_jax.probe import Features, cached_features, extract, feature_source
-from sim_jax.train.checkpoint import (TrainedEncoder, load_config, load_trained_encoder,
-                                      with_training_data_root)
+from sim_jax.workdir import TrainedEncoder
 
-FIGURES = os.path.join('report', 'figures')  # inside the workdir
-WEIGHT_TABLES = os.path.join('report', 'weights')  # the original's tables, one folder per probe
+FIGURES = os.path.join(workdir_lib.REPORT, 'figures')  # inside the workdir
+WEIGHT_TABLES = os.path.join(workdir_lib.REPORT, 'weights')  # the original's tables, one folder per probe
 # Label kinds used for the 3-D scatter, in order of preference (the original: vowel).
 _SCATTER_LABELS = ('vowel', 'syllable', 'speaker')
 # Probes worth running per dataset: (task, source, bias); '{module}' = the analysed module.
@@ -111,26 +113,41 @@ def _missing(reason: str, commands: list[str]) -> dict:
   return {'items': {}, 'missing': {'reason': reason, 'commands': commands}}
 
 
+def _item(values: dict, labels: dict | None = None, groups: list | None = None,
+          details: dict | None = None) -> dict:
+  """A section item: `values` under stable keys, and the same under the report's `labels` (a key
+  without a label is shown as itself)."""
+  labels = labels or {}
+  item = {'values': values, 'numbers': {labels.get(k, k): v for k, v in values.items()},
+          'groups': groups or []}
+  if details is not None:
+    item['details'] = details
+  return item
+
+
 def training_section(workdir: str, commands: Commands) -> dict:
   """Loss curves and the last validation of `<workdir>/metrics.jsonl`."""
-  records = io.read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
-  has_plot = os.path.exists(os.path.join(workdir, 'loss_curves.png'))
+  records = io.read_jsonl(os.path.join(workdir, workdir_lib.METRICS_FILE))
+  has_plot = os.path.exists(os.path.join(workdir, workdir_lib.LOSS_CURVES))
   if not records and not has_plot:
     return _missing('no metrics.jsonl or loss_curves.png in the workdir (an imported checkpoint?)',
                     [commands.train()])
-  numbers = {'last logged step': records[-1]['step']} if records else {}
+  values, labels = ({'last_step': records[-1]['step']} if records else {}), {'last_step': 'last logged step'}
   val = [r for r in records if 'val/total' in r]
   if val:
-    numbers['last validation step'] = val[-1]['step']
+    values['last_validation_step'] = val[-1]['step']
+    labels['last_validation_step'] = 'last validation step'
     for key in ('total', 'nce', 'kld'):
       for i, v in enumerate(val[-1].get(f'val/{key}', [])):
-        numbers[f'module {i} validation {key}'] = v
-  groups = [_group('', [_file('loss_curves.png', 'per-module loss curves')])] if has_plot else []
-  return {'items': {'': {'numbers': numbers, 'groups': groups}}}
+        values[f'val/{key}/{i}'] = v
+        labels[f'val/{key}/{i}'] = f'module {i} validation {key}'
+  groups = [_group('', [_file(workdir_lib.LOSS_CURVES, 'per-module loss curves')])] if has_plot else []
+  return {'items': {'': _item(values, labels, groups)}}
 
 
 def _probe_dirs(workdir: str) -> list[str]:
-  return sorted(os.path.dirname(p) for p in glob.glob(os.path.join(workdir, 'probes', '*', 'results.json')))
+  return sorted(os.path.dirname(p) for p in glob.glob(os.path.join(workdir_lib.probes_dir(workdir), '*',
+                                                                    'results.json')))
 
 
 def probes_section(workdir: str, commands: Commands) -> dict:
@@ -139,12 +156,18 @@ def probes_section(workdir: str, commands: Commands) -> dict:
   for probe_dir in _probe_dirs(workdir):
     pngs = sorted(glob.glob(os.path.join(probe_dir, '*.png')))
     files = [_file(os.path.relpath(p, workdir), os.path.splitext(os.path.basename(p))[0]) for p in pngs]
-    items[os.path.basename(probe_dir)] = {
-        'numbers': _scalars(io.read_json(os.path.join(probe_dir, 'results.json')), depth=0),
-        'groups': [_group('', files)]}
+    items[os.path.basename(probe_dir)] = _item(
+        _scalars(io.read_json(os.path.join(probe_dir, 'results.json')), depth=0), groups=[_group('', files)])
   if not items:
     return _missing('no probe results in probes/', commands.probes())
   return {'items': items}
+
+
+WEIGHT_LABELS = {'features': 'probe features', 'classes': 'classes', 'dims': 'dimensions',
+                 'dims_50': 'mean dims holding 50 % of |w|', 'dims_90': 'mean dims holding 90 % of |w|',
+                 'fraction_dims_90': 'fraction of dims for 90 %', 'entropy': 'mean entropy of |w| (nats)',
+                 'normalized_entropy': 'normalised entropy (0–1)',
+                 'effective_dims': 'effective dims exp(entropy)', 'top_dims': 'most important dims'}
 
 
 def weights_section(workdir: str, commands: Commands) -> dict:
@@ -161,24 +184,21 @@ def weights_section(workdir: str, commands: Commands) -> dict:
     heatmap, cumulative = (os.path.relpath(p, workdir) for p in result['figures'])
     tables = [_file(os.path.relpath(p, workdir), 'per-class [−1, 1] table (dims × classes)')
               for p in result['tables']]
-    items[name] = {
-        'numbers': {'probe features': ('standardised (weights mapped back to raw-feature scale)'
-                                       if result['standardized'] else 'raw'),
-                    'classes': c['num_classes'], 'dimensions': c['num_dims'],
-                    'mean dims holding 50 % of |w|': c['mean_dims_for_50pct'],
-                    'mean dims holding 90 % of |w|': c['mean_dims_for_90pct'],
-                    'fraction of dims for 90 %': c['mean_frac_dims_for_90pct'],
-                    'mean entropy of |w| (nats)': c['mean_entropy'],
-                    'normalised entropy (0–1)': c['mean_normalized_entropy'],
-                    'effective dims exp(entropy)': c['mean_effective_dims'],
-                    'most important dims': ', '.join(map(str, result['top_dims'][:8]))},
-        'groups': [_group('', [_file(heatmap, 'weights per class, sorted by importance'),
-                               _file(cumulative, 'cumulative share of |w|')]),
-                   _group('The original\'s weight tables', tables,
-                          'each class min-max rescaled to [−1, 1], transposed to (dimensions, classes), '
-                          'as the original\'s main_*_analysis.py')],
-        'details': {'class_names': result['class_names'], 'standardized': result['standardized'],
-                    'concentration': c, 'top_dims': result['top_dims']}}
+    values = {'features': ('standardised (weights mapped back to raw-feature scale)'
+                           if result['standardized'] else 'raw'),
+              'classes': c['num_classes'], 'dims': c['num_dims'], 'dims_50': c['mean_dims_for_50pct'],
+              'dims_90': c['mean_dims_for_90pct'], 'fraction_dims_90': c['mean_frac_dims_for_90pct'],
+              'entropy': c['mean_entropy'], 'normalized_entropy': c['mean_normalized_entropy'],
+              'effective_dims': c['mean_effective_dims'],
+              'top_dims': ', '.join(map(str, result['top_dims'][:8]))}
+    items[name] = _item(values, WEIGHT_LABELS, groups=[
+        _group('', [_file(heatmap, 'weights per class, sorted by importance'),
+                    _file(cumulative, 'cumulative share of |w|')]),
+        _group('The original\'s weight tables', tables,
+               'each class min-max rescaled to [−1, 1], transposed to (dimensions, classes), '
+               'as the original\'s main_*_analysis.py')],
+        details={'class_names': result['class_names'], 'standardized': result['standardized'],
+                 'concentration': c, 'top_dims': result['top_dims']})
   if not items:
     return _missing('no bias-free probe (probes/*_nobias*/weights.npz)', commands.probes(bias=False))
   return {'items': items}
@@ -187,7 +207,7 @@ def weights_section(workdir: str, commands: Commands) -> dict:
 def decoder_section(workdir: str, commands: Commands) -> dict:
   """Every decoder module folder: its results.json numbers and the files of its outputs.json."""
   items = {}
-  for module_dir in sorted(glob.glob(os.path.join(workdir, 'decoder', 'module_*'))):
+  for module_dir in sorted(glob.glob(os.path.join(workdir, workdir_lib.DECODER, 'module_*'))):
     manifest = os.path.join(module_dir, 'outputs.json')
     results = os.path.join(module_dir, 'results.json')
     if not os.path.exists(manifest) and not os.path.exists(results):
@@ -198,8 +218,8 @@ def decoder_section(workdir: str, commands: Commands) -> dict:
       files = [_file(os.path.join(prefix, f['path']), f.get('label', f['path']))
                for f in section.get('files', [])]
       groups.append(_group(section.get('title', section.get('name', '')), files, section.get('note', '')))
-    numbers = _scalars(io.read_json(results), depth=1) if os.path.exists(results) else {}
-    items[os.path.basename(module_dir)] = {'numbers': numbers, 'groups': groups}
+    values = _scalars(io.read_json(results), depth=1) if os.path.exists(results) else {}
+    items[os.path.basename(module_dir)] = _item(values, groups=groups)
   if not items:
     return _missing('no decoder outputs in decoder/', commands.decoder())
   return {'items': items}
@@ -208,30 +228,38 @@ def decoder_section(workdir: str, commands: Commands) -> dict:
 def summary_section(results: dict) -> dict:
   """Headline numbers of the other sections: probe accuracy, weight concentration, total
   correlation, KL to the prior, decoder SNR."""
-  def item(section):
-    return results[section].get('items', {}).get('', {})
+  def values(section):
+    return results[section].get('items', {}).get('', {}).get('values', {})
 
-  out = {'kind': item('run')['numbers'].get('kind'), 'channels': item('run')['numbers'].get('channels')}
+  out = {'kind': values('run').get('kind'), 'channels': values('run').get('channels')}
+  labels = {}
   for name, probe in results['probes'].get('items', {}).items():
-    out[f'{name}: accuracy'] = probe['numbers'].get('accuracy')
+    out[f'probes/{name}/accuracy'] = probe['values'].get('accuracy')
+    labels[f'probes/{name}/accuracy'] = f'{name}: accuracy'
   for name, weight in results['weights'].get('items', {}).items():
-    out[f'{name}: mean dims holding 90 % of |w|'] = weight['numbers']['mean dims holding 90 % of |w|']
-    out[f'{name}: normalised entropy of |w|'] = weight['numbers']['normalised entropy (0–1)']
-  out['Gaussian TC excess per dim (nats)'] = item('entanglement')['numbers'].get('Gaussian TC excess per dim')
-  kde = item('entanglement').get('details', {}).get('kde', [])
+    out[f'weights/{name}/dims_90'] = weight['values']['dims_90']
+    out[f'weights/{name}/normalized_entropy'] = weight['values']['normalized_entropy']
+    labels[f'weights/{name}/dims_90'] = f'{name}: mean dims holding 90 % of |w|'
+    labels[f'weights/{name}/normalized_entropy'] = f'{name}: normalised entropy of |w|'
+  out['gaussian_excess_tc_per_dim'] = values('entanglement').get('gaussian_excess_tc_per_dim')
+  labels['gaussian_excess_tc_per_dim'] = 'Gaussian TC excess per dim (nats)'
+  kde = results['entanglement'].get('items', {}).get('', {}).get('details', {}).get('kde', [])
   if kde and 'standardized_null_tc_mean' in kde[-1]:
     row = kde[-1]
-    out[f'KDE TC unit-variance minus shuffled, {row.get("setting", row["channels"])}'] = (
-        row['standardized_tc_mean'] - row['standardized_null_tc_mean'])
-  out['mean KL(N(m, v) ‖ N(0, 1)) per dim'] = item('latents')['numbers'].get('mean KL(N(m, v) ‖ N(0, 1)) per dim')
+    out['kde_unit_variance_excess_tc'] = row['standardized_tc_mean'] - row['standardized_null_tc_mean']
+    labels['kde_unit_variance_excess_tc'] = (f'KDE TC unit-variance minus shuffled, '
+                                             f'{row.get("setting", row["channels"])}')
+  out['mean_kl'] = values('latents').get('mean_kl')
+  labels['mean_kl'] = 'mean KL(N(m, v) ‖ N(0, 1)) per dim'
   for name, module in results['decoder'].get('items', {}).items():
-    out[f'decoder {name}: SNR (dB)'] = module['numbers'].get('reconstruction/snr_db')
-  return {'items': {'': {'numbers': {k: v for k, v in out.items() if v is not None}}}}
+    out[f'decoder/{name}/snr_db'] = module['values'].get('reconstruction/snr_db')
+    labels[f'decoder/{name}/snr_db'] = f'decoder {name}: SNR (dB)'
+  return {'items': {'': _item({k: v for k, v in out.items() if v is not None}, labels)}}
 
 
 def analysed_module(trained: TrainedEncoder, module: int) -> int:
   """The Gaussian-head module to analyse: `module`, or the last one for -1."""
-  heads = [i for i, s in enumerate(trained.encoder.specs) if s.kind in ('conv', 'cpc')]
+  heads = head_modules(trained.encoder.specs)
   if module < 0:
     return heads[-1]
   if module not in heads:
@@ -308,7 +336,7 @@ def _features(config, trained: TrainedEncoder, workdir: str, name: str, source, 
   if feature.sample:
     return extract(trained, feature, source, key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed), stream),
                    desc=f'{name} features ({source.split} {source.variant})', **common)
-  return cached_features(os.path.join(workdir, 'probes', 'cache'), trained, feature, source,
+  return cached_features(workdir_lib.feature_cache_dir(workdir), trained, feature, source,
                          data_config=config.data, **common)
 
 
@@ -373,28 +401,30 @@ def latents_section(data: AnalysisData, cfg, workdir: str) -> dict:
                           cfg.histogram_range)
   latents.plot_dimension_stats(stats, path('dimension_stats.png'), f'{data.title}: per-dimension statistics')
   figure = lambda name, label: _file(os.path.join(FIGURES, name), label)  # noqa: E731
-  return {'items': {'': {
-      'numbers': {'t-SNE items (fitted)': len(embedding), 't-SNE points shown': len(shown),
-                  't-SNE perplexity': latents.tsne_perplexity(len(embedding), cfg.tsne_perplexity),
-                  't-SNE seconds': tsne_seconds,
-                  'histogram items': data.items['histograms'], 'frames': stats['num_frames'],
-                  'dimensions': stats['num_dims'],
-                  f'3-D scatter channels (largest F for {scatter_label})': ', '.join(map(str, channels)),
-                  '3-D scatter F values': ', '.join(f'{f_stat[c]:.3g}' for c in channels),
-                  'mean KL(N(m, v) ‖ N(0, 1)) per dim': stats['mean_kl'],
-                  'median KL per dim': stats['median_kl'],
-                  'dims with variance < 0.01': stats['low_variance_dims'],
-                  'mean |mean| over dims': stats['mean_abs_mean'],
-                  'mean variance over dims': stats['mean_var']},
-      'groups': [
-          _group('t-SNE', [figure('tsne_context.png', 't-SNE, time-averaged GRU context')]),
-          _group('3-D scatter', [figure('scatter3d.png', '3 most informative channels')]),
-          _group('Per-dimension distributions', [
-              figure('histograms.png', 'histograms of the first dimensions'),
-              figure('dimension_stats.png', 'mean, variance, KL per dimension')],
-                 note=f'histograms of dims 0–{len(dims) - 1}, {cfg.histogram_split} words')],
-      'details': {'scatter_label': scatter_label, 'scatter_channels': channels, 'f_statistic': f_stat,
-                  'mean': stats['mean'], 'var': stats['var'], 'kl': stats['kl']}}}}
+  values = {'tsne_items': len(embedding), 'tsne_shown': len(shown),
+            'tsne_perplexity': latents.tsne_perplexity(len(embedding), cfg.tsne_perplexity),
+            'tsne_seconds': tsne_seconds, 'histogram_items': data.items['histograms'],
+            'frames': stats['num_frames'], 'dims': stats['num_dims'],
+            'scatter_channels': ', '.join(map(str, channels)),
+            'scatter_f': ', '.join(f'{f_stat[c]:.3g}' for c in channels), 'mean_kl': stats['mean_kl'],
+            'median_kl': stats['median_kl'], 'low_variance_dims': stats['low_variance_dims'],
+            'mean_abs_mean': stats['mean_abs_mean'], 'mean_var': stats['mean_var']}
+  labels = {'tsne_items': 't-SNE items (fitted)', 'tsne_shown': 't-SNE points shown',
+            'tsne_perplexity': 't-SNE perplexity', 'tsne_seconds': 't-SNE seconds',
+            'histogram_items': 'histogram items', 'dims': 'dimensions',
+            'scatter_channels': f'3-D scatter channels (largest F for {scatter_label})',
+            'scatter_f': '3-D scatter F values', 'mean_kl': 'mean KL(N(m, v) ‖ N(0, 1)) per dim',
+            'median_kl': 'median KL per dim', 'low_variance_dims': 'dims with variance < 0.01',
+            'mean_abs_mean': 'mean |mean| over dims', 'mean_var': 'mean variance over dims'}
+  return {'items': {'': _item(values, labels, groups=[
+      _group('t-SNE', [figure('tsne_context.png', 't-SNE, time-averaged GRU context')]),
+      _group('3-D scatter', [figure('scatter3d.png', '3 most informative channels')]),
+      _group('Per-dimension distributions', [
+          figure('histograms.png', 'histograms of the first dimensions'),
+          figure('dimension_stats.png', 'mean, variance, KL per dimension')],
+             note=f'histograms of dims 0–{len(dims) - 1}, {cfg.histogram_split} words')],
+      details={'scatter_label': scatter_label, 'scatter_channels': channels, 'f_statistic': f_stat,
+               'mean': stats['mean'], 'var': stats['var'], 'kl': stats['kl']})}}
 
 
 def entanglement_section(data: AnalysisData, cfg, workdir: str) -> dict:
@@ -407,41 +437,35 @@ def entanglement_section(data: AnalysisData, cfg, workdir: str) -> dict:
                                   cfg.kde_max_vectors, cfg.seed)
   entanglement.plot_kde_table(kde, os.path.join(workdir, FIGURES, 'total_correlation.png'),
                               f'{data.title}, {cfg.kde_split} words: KDE total correlation')
-  numbers = {'Gaussian TC, all dims (nats)': gaussian['tc'],
-             'Gaussian TC of shuffled data (bias)': gaussian['null_tc'],
-             'Gaussian TC excess over shuffled': gaussian['excess_tc'],
-             'Gaussian TC excess per dim': gaussian['excess_tc_per_dim'],
-             'Gaussian TC dims / frames': f'{gaussian["dims"]} / {gaussian["samples"]}'}
-  for row in kde:
+  values = {'gaussian_tc': gaussian['tc'], 'gaussian_null_tc': gaussian['null_tc'],
+            'gaussian_excess_tc': gaussian['excess_tc'],
+            'gaussian_excess_tc_per_dim': gaussian['excess_tc_per_dim'],
+            'gaussian_dims_frames': f'{gaussian["dims"]} / {gaussian["samples"]}'}
+  labels = {'gaussian_tc': 'Gaussian TC, all dims (nats)', 'gaussian_null_tc': 'Gaussian TC of shuffled data (bias)',
+            'gaussian_excess_tc': 'Gaussian TC excess over shuffled',
+            'gaussian_excess_tc_per_dim': 'Gaussian TC excess per dim',
+            'gaussian_dims_frames': 'Gaussian TC dims / frames', 'seconds': 'seconds'}
+  for k, row in enumerate(kde):
     c = row['setting']
-    numbers[f'KDE TC, {c}'] = f'{row["tc_mean"]:.4g} ± {row["tc_std"]:.2g}'
-    numbers[f'KDE TC samples, {c}'] = (f'{row["samples"]} vectors of {row["items"]} items'
-                                       + (' (capped)' if row['capped'] else ''))
-    numbers[f'KDE TC of shuffled, {c}'] = row['null_tc_mean']
-    numbers[f'KDE TC unit-variance, {c}'] = (f'{row["standardized_tc_mean"]:.4g} ± '
-                                             f'{row["standardized_tc_std"]:.2g}')
-    numbers[f'KDE TC unit-variance of shuffled, {c}'] = row['standardized_null_tc_mean']
-    numbers[f'Gaussian TC same samples, {c}'] = row['gaussian_tc_mean']
-  numbers['seconds'] = time.time() - started
+    for key, label, value in (
+        ('tc', f'KDE TC, {c}', f'{row["tc_mean"]:.4g} ± {row["tc_std"]:.2g}'),
+        ('samples', f'KDE TC samples, {c}',
+         f'{row["samples"]} vectors of {row["items"]} items' + (' (capped)' if row['capped'] else '')),
+        ('null_tc', f'KDE TC of shuffled, {c}', row['null_tc_mean']),
+        ('unit_variance_tc', f'KDE TC unit-variance, {c}',
+         f'{row["standardized_tc_mean"]:.4g} ± {row["standardized_tc_std"]:.2g}'),
+        ('unit_variance_null_tc', f'KDE TC unit-variance of shuffled, {c}', row['standardized_null_tc_mean']),
+        ('gaussian_tc', f'Gaussian TC same samples, {c}', row['gaussian_tc_mean'])):
+      values[f'kde/{k}/{key}'] = value
+      labels[f'kde/{k}/{key}'] = label
+  values['seconds'] = time.time() - started
   note = (f'{data.items["total correlation"]} {cfg.kde_split} items in batches of {cfg.kde_batch_size}'
           f'{" (whole batches only)" if cfg.drop_last else ""}; bandwidth {cfg.kde_bandwidth}, '
           f'{cfg.kde_repeats} repeats' + (f'; at most {cfg.kde_max_vectors} vectors per estimate'
                                           if cfg.kde_max_vectors > 0 else ''))
-  return {'items': {'': {
-      'numbers': numbers,
-      'groups': [_group('', [_file(os.path.join(FIGURES, 'total_correlation.png'), 'KDE TC per setting')],
-                        note)],
-      'details': {'gaussian': gaussian, 'kde': kde}}}}
-
-
-def workdir_config(workdir: str):
-  """A workdir's own config.json, with today's analysis defaults for settings it predates."""
-  config = load_config(workdir)
-  analysis = analysis_config()
-  if 'analysis' in config:
-    analysis.update(config.analysis.to_dict())
-  config.analysis = analysis
-  return config
+  return {'items': {'': _item(values, labels, groups=[
+      _group('', [_file(os.path.join(FIGURES, 'total_correlation.png'), 'KDE TC per setting')], note)],
+      details={'gaussian': gaussian, 'kde': kde})}}
 
 
 def _check_settings(cfg) -> None:
@@ -456,6 +480,11 @@ def _check_settings(cfg) -> None:
                           'item, audio items) triple of positive integers or -1 (all)')
 
 
+RUN_LABELS = {'gru_hidden': 'GRU hidden', 'encoder_step': 'encoder step', 'module': 'analysed module',
+              'tsne_items': 't-SNE / 3-D scatter items', 'histogram_items': 'histogram items',
+              'kde_items': 'total-correlation items'}
+
+
 def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = False) -> dict:
   """Analyse the encoder of `workdir` with `config`'s data and analysis sections (None: the
   workdir's own config.json). With `reuse`, the run / latents / entanglement sections of an earlier
@@ -463,35 +492,35 @@ def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = 
 
   Writes report/results.json, report/figures/ and report/index.html; returns the results.
   """
-  config = config if config is not None else workdir_config(workdir)
+  config = config if config is not None else workdir_lib.load_config(workdir)
   cfg = config.analysis
-  report_dir = os.path.join(workdir, 'report')
+  report_dir = workdir_lib.report_dir(workdir)
   results_path = os.path.join(report_dir, 'results.json')
   os.makedirs(os.path.join(workdir, FIGURES), exist_ok=True)
-  if reuse and os.path.exists(results_path):
-    results = {k: v for k, v in io.read_json(results_path).items()
-               if k in ('run', 'latents', 'entanglement', 'settings')}
-    module = results['run']['items']['']['numbers']['analysed module']
-    trained_config = load_config(workdir)
+  earlier = io.read_json(results_path) if reuse and os.path.exists(results_path) else None
+  if earlier is not None and 'values' in earlier['run']['items']['']:
+    results = {k: v for k, v in earlier.items() if k in ('run', 'latents', 'entanglement', 'settings')}
+    module = results['run']['items']['']['values']['module']
+    trained_config = workdir_lib.load_config(workdir)
   else:
-    trained = load_trained_encoder(workdir, cfg.checkpoint)
-    config = with_training_data_root(config, trained.config)
+    trained = workdir_lib.load_trained_encoder(workdir, cfg.checkpoint, 'config.analysis.checkpoint')
+    config = workdir_lib.with_training_data_root(config, trained.config)
     _check_settings(cfg)
     trained_config = trained.config
     module = analysed_module(trained, cfg.module)
     data = load_analysis_data(config, trained, workdir, module)
     model = trained.config.model
     labelled = 'crops' if config.data.name == 'librispeech' else 'syllables'
+    run = {'workdir': os.path.abspath(workdir), 'kind': model.kind, 'dataset': trained.config.data.name,
+           'channels': model.channels, 'gru_hidden': model.gru_hidden,
+           'checkpoint': os.path.relpath(trained.path, workdir), 'encoder_step': trained.step,
+           'module': module, 'features': data.features,
+           'tsne_items': f'{data.items["t-SNE"]} {cfg.tsne_split} {labelled}',
+           'histogram_items': f'{data.items["histograms"]} {cfg.histogram_split} words',
+           'kde_items': f'{data.items["total correlation"]} {cfg.kde_split} words',
+           'labels': ', '.join(data.label_names)}
     results = {
-        'run': {'items': {'': {'numbers': {
-            'workdir': os.path.abspath(workdir), 'kind': model.kind, 'dataset': trained.config.data.name,
-            'channels': model.channels, 'GRU hidden': model.gru_hidden,
-            'checkpoint': os.path.relpath(trained.path, workdir), 'encoder step': trained.step,
-            'analysed module': module, 'features': data.features,
-            't-SNE / 3-D scatter items': f'{data.items["t-SNE"]} {cfg.tsne_split} {labelled}',
-            'histogram items': f'{data.items["histograms"]} {cfg.histogram_split} words',
-            'total-correlation items': f'{data.items["total correlation"]} {cfg.kde_split} words',
-            'labels': ', '.join(data.label_names)}}}},
+        'run': {'items': {'': _item(run, RUN_LABELS)}},
         'latents': latents_section(data, cfg, workdir),
         'entanglement': entanglement_section(data, cfg, workdir),
         'settings': {**cfg.to_dict(), 'effective': {

@@ -3,19 +3,21 @@
   source = make_source(config.data, 'train', 'words')      # a Source (see sim_jax.data.source)
   for batch in batches(source, 8, seed=0, epoch=e, shuffle=True, drop_last=True): ...
 
-See the module docstrings of librispeech, deboer and demo for each corpus, and pipeline for the
-determinism, padding, sharding and prefetch rules of `batches`.
+Modules: corpora (config.data defaults, the factory), source (the Source interface), librispeech,
+deboer, demo (the corpora), audio (reading files), resample, cache (cache files and keys), errors
+(DataError, the bad-file policy), keys (deterministic integer keys), alignment (phone labels to
+frames), pipeline (batches: determinism, padding, sharding, prefetch), download.
 """
 
-from sim_jax.data.common import FRAME_HOP, DataError
-from sim_jax.data.frames import (IGNORE_LABEL, align_frame_labels, encoder_num_frames, pad_utterances,
-                                 utterance_batch)
+from sim_jax.data.alignment import IGNORE_LABEL, align_frame_labels
+from sim_jax.data.audio import FRAME_HOP, SAMPLE_RATE
+from sim_jax.data.corpora import CORPORA, VARIANTS, default_data_config, make_source
+from sim_jax.data.errors import DataError
 from sim_jax.data.pipeline import Batches, batches, crop_key, epoch_order, steps_per_epoch
 from sim_jax.data.source import Source, Subset, hold_out
-from sim_jax.data.sources import CORPORA, VARIANTS, default_data_config, make_source
 
 __all__ = [
-    'Batches', 'CORPORA', 'DataError', 'FRAME_HOP', 'IGNORE_LABEL', 'Source', 'Subset', 'VARIANTS', 'hold_out',
-    'align_frame_labels', 'batches', 'crop_key', 'default_data_config', 'encoder_num_frames',
-    'epoch_order', 'make_source', 'pad_utterances', 'steps_per_epoch', 'utterance_batch',
+    'Batches', 'CORPORA', 'DataError', 'FRAME_HOP', 'IGNORE_LABEL', 'SAMPLE_RATE', 'Source', 'Subset',
+    'VARIANTS', 'align_frame_labels', 'batches', 'crop_key', 'default_data_config', 'epoch_order',
+    'hold_out', 'make_source', 'steps_per_epoch',
 ]

@@ -21,8 +21,9 @@ import re
 import numpy as np
 
 from sim_jax import io
-from sim_jax.data.common import (BadFiles, DataError, file_stats, fingerprint,
-                                 load_npz_cache, read_audio, resolve_cache_dir)
+from sim_jax.data.audio import SAMPLE_RATE, read_audio
+from sim_jax.data.cache import file_stats, fingerprint, load_npz_cache, resolve_cache_dir
+from sim_jax.data.errors import BadFiles, DataError
 from sim_jax.data.resample import RESAMPLERS, resample
 from sim_jax.data.source import ArraySource
 
@@ -65,7 +66,7 @@ def _decode(paths: list[str], variant: str, resampler: str, bad: BadFiles) -> tu
     if isinstance(audio, str):
       bad.report(path, audio)
       continue
-    audio = resample(audio, rate, 16000, resampler)
+    audio = resample(audio, rate, SAMPLE_RATE, resampler)
     if len(audio) < length:
       bad.report(path, f'too short: {len(audio)} samples at 16 kHz, need {length}')
       continue

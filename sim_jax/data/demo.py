@@ -21,11 +21,11 @@ different renditions by the same speakers. Item i's speaker is i mod num_speaker
 
 import numpy as np
 
-from sim_jax.data.common import FRAME_HOP, DataError
+from sim_jax.data.audio import FRAME_HOP, SAMPLE_RATE
+from sim_jax.data.errors import DataError
 from sim_jax.data.deboer import SYLLABLES, VOWELS
 from sim_jax.data.source import ArraySource
 
-RATE = 16000
 PHONES = ('sil', 'b', 'd', 'g', 'a', 'i', 'u')
 LENGTHS = {'words': 10240, 'syllables': 8821}
 VOWEL_FORMANTS = {'a': (730.0, 1090.0, 2440.0), 'i': (270.0, 2290.0, 3010.0),
@@ -63,7 +63,7 @@ def _speakers(seed: int, count: int) -> list[dict]:
 def _shaped_noise(rng, n: int, centre: float, width: float) -> np.ndarray:
   """(n,) white noise band-passed by a Gaussian bump at `centre` Hz (std `width` Hz), unit RMS."""
   spectrum = np.fft.rfft(rng.standard_normal(n))
-  freqs = np.fft.rfftfreq(n, 1.0 / RATE)
+  freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
   noise = np.fft.irfft(spectrum * np.exp(-0.5 * ((freqs - centre) / width) ** 2), n)
   return noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
 
@@ -80,9 +80,9 @@ def _voiced(rng, voice: dict, consonant: str, vowel: str, n_trans: int, n_steady
   progress = np.clip(tc / max(n_trans, 1), 0.0, 1.0)
   formants = onset[None] + (target - onset)[None] * (1 - (1 - progress) ** 2)[:, None]  # (G + 1, 3)
   f0_base = voice['f0'] * rng.uniform(0.95, 1.05)
-  vibrato = 1 + 0.01 * np.sin(2 * np.pi * 5.0 * t / RATE + rng.uniform(0, 2 * np.pi))
+  vibrato = 1 + 0.01 * np.sin(2 * np.pi * 5.0 * t / SAMPLE_RATE + rng.uniform(0, 2 * np.pi))
   f0 = f0_base * (1.04 - 0.08 * t / n) * vibrato  # (N,) declining pitch with a 5-Hz vibrato
-  phase = 2 * np.pi * np.cumsum(f0) / RATE + rng.uniform(0, 2 * np.pi)  # (N,)
+  phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE + rng.uniform(0, 2 * np.pi)  # (N,)
   harmonics = np.arange(1, int(MAX_HARMONIC_HZ / f0.min()) + 1)  # (H,)
   freq = f0[np.minimum(tc, len(t) - 1)][:, None] * harmonics[None]  # (G + 1, H)
   gain = harmonics[None] ** -voice['tilt'] * (freq < MAX_HARMONIC_HZ)
@@ -99,7 +99,7 @@ def _voiced(rng, voice: dict, consonant: str, vowel: str, n_trans: int, n_steady
             + np.einsum('gjh,gh->gj', waves, gain[1:]) * frac).reshape(-1)[:n].astype(np.float64)
   signal = signal / (np.sqrt(np.mean(signal ** 2)) + 1e-12)
   signal = signal + voice['breath'] * 3 * _shaped_noise(rng, n, 1500.0 * scale, 1200.0)
-  attack, release = int(0.015 * RATE), int(0.025 * RATE)
+  attack, release = int(0.015 * SAMPLE_RATE), int(0.025 * SAMPLE_RATE)
   envelope = np.ones(n)
   envelope[:attack] = 0.5 - 0.5 * np.cos(np.pi * np.arange(attack) / attack)
   envelope[-release:] = 0.5 + 0.5 * np.cos(np.pi * np.arange(release) / release)
@@ -127,14 +127,16 @@ def _syllable(rng, voice: dict, syllable: str, durations: dict) -> tuple[np.ndar
                           _voiced(rng, voice, consonant, vowel, trans, steady)])
   audio *= 10 ** (rng.uniform(-3, 3) / 20)
   phones = np.full(len(audio), PHONES.index('sil'), np.int8)
-  phones[max(c - int(0.02 * RATE), 0):c + b + trans] = PHONES.index(consonant)
+  phones[max(c - int(0.02 * SAMPLE_RATE), 0):c + b + trans] = PHONES.index(consonant)
   phones[c + b + trans:] = PHONES.index(vowel)
   return audio, phones
 
 
 def _durations(rng, slow: float) -> dict:
   """Random segment durations (samples) of one syllable; `slow` stretches the vowel."""
-  ms = lambda lo, hi: int(rng.uniform(lo, hi) * RATE / 1000)
+  def ms(lo, hi):
+    return int(rng.uniform(lo, hi) * SAMPLE_RATE / 1000)
+
   return dict(closure=ms(35, 60), burst=ms(8, 14), trans=ms(30, 45), steady=int(ms(90, 150) * slow))
 
 
@@ -149,7 +151,7 @@ def synth_word(seed: int, split_id: int, i: int, voice: dict, syllables: tuple[s
   """Word i: audio (10240,) float32 and frame phone ids (64,) int8, three syllables in a row."""
   rng = np.random.default_rng([seed, split_id, _VARIANT_IDS['words'], i])
   length = LENGTHS['words']
-  lead, trail = int(rng.uniform(0.01, 0.04) * RATE), int(rng.uniform(0.01, 0.03) * RATE)
+  lead, trail = int(rng.uniform(0.01, 0.04) * SAMPLE_RATE), int(rng.uniform(0.01, 0.03) * SAMPLE_RATE)
   durations = [_durations(rng, 1.0) for _ in syllables]
   fit = min(1.0, (length - lead - trail) / sum(sum(d.values()) for d in durations))
   durations = [{k: int(v * fit) for k, v in d.items()} for d in durations]
@@ -170,7 +172,7 @@ def synth_syllable(seed: int, split_id: int, i: int, voice: dict, syllable: str
   rng = np.random.default_rng([seed, split_id, _VARIANT_IDS['syllables'], i])
   length = LENGTHS['syllables']
   piece, piece_phones = _syllable(rng, voice, syllable, _durations(rng, 1.6))
-  start = max((length - len(piece)) // 2 + int(rng.uniform(-0.02, 0.02) * RATE), 0)
+  start = max((length - len(piece)) // 2 + int(rng.uniform(-0.02, 0.02) * SAMPLE_RATE), 0)
   piece, piece_phones = piece[:length - start], piece_phones[:length - start]
   audio = np.zeros(length)
   phones = np.full(length, PHONES.index('sil'), np.int8)

@@ -29,7 +29,7 @@ import zipfile
 
 from tqdm import tqdm
 
-from sim_jax.data.common import DataError
+from sim_jax.data.errors import DataError
 
 _CHUNK = 1 << 20
 

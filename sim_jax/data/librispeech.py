@@ -40,14 +40,15 @@ import soundfile as sf
 from tqdm import tqdm
 
 from sim_jax import io
-from sim_jax.data.common import (FRAME_HOP, BadFiles, DataError, audio_header, file_stats, fingerprint,
-                                 load_json_cache, load_npz_cache, logger, mix_key_array, read_audio,
-                                 resolve_cache_dir, save_json_cache, warn_damaged_cache)
+from sim_jax.data.audio import FRAME_HOP, SAMPLE_RATE, audio_header, read_audio
+from sim_jax.data.cache import (file_stats, fingerprint, load_json_cache, load_npz_cache, resolve_cache_dir,
+                                save_json_cache, warn_damaged_cache)
+from sim_jax.data.errors import BadFiles, DataError, logger
+from sim_jax.data.keys import mix_key_array
 from sim_jax.data.source import Source
 
 CROP_LENGTH = 20480
 NUM_PHONES = 41
-SAMPLE_RATE = 16000  # LibriSpeech FLACs
 AUDIO_DIR = os.path.join('LibriSpeech', 'train-clean-100')
 SPLIT_DIR = 'LibriSpeech100_labels_split'
 PHONE_FILE = 'converted_aligned_phones.txt'

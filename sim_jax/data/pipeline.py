@@ -13,7 +13,7 @@ import threading
 import time
 import numpy as np
 
-from sim_jax.data.common import mix_key
+from sim_jax.data.keys import mix_key
 
 logger = logging.getLogger('sim_jax.data')
 _ORDER_TAG = 0x5EED
@@ -177,6 +177,7 @@ class Batches:
     return self
 
   def __exit__(self, *exc) -> None:
+    """Closes the iterator."""
     self.close()
 
   def __next__(self) -> dict:
@@ -210,14 +211,6 @@ class Batches:
     if self.items_loaded:
       logger.debug('data: %d items at %.1f items/s, consumer waited %.2f s', self.items_loaded,
                    self.items_per_second, self.wait_seconds)
-
-  def __enter__(self) -> 'Batches':
-    """Context manager: closes on exit."""
-    return self
-
-  def __exit__(self, *exc) -> None:
-    """Closes the iterator."""
-    self.close()
 
   def __del__(self):
     """Stops the prefetch thread if the iterator is dropped without close()."""

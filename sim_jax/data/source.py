@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from sim_jax.data.common import DataError
+from sim_jax.data.audio import SAMPLE_RATE
+from sim_jax.data.errors import DataError
 
 
 class Source:
@@ -18,7 +19,7 @@ class Source:
   """
 
   corpus = ''
-  sample_rate = 16000
+  sample_rate = SAMPLE_RATE
 
   def __init__(self, split: str, variant: str, names: list[str], item_length: int | None,
                labels: dict[str, np.ndarray], class_names: dict[str, list[str]],

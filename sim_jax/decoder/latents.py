@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from sim_jax.models import Encoder, encode
-from sim_jax.train.checkpoint import TrainedEncoder
+from sim_jax.workdir import TrainedEncoder
 
 NUM_DECODABLE = 3  # conv modules with a decoder architecture
 # CPC conv layer whose output has the frame rate of SIM module 0 / 1 / 2, per variant (None: the head).

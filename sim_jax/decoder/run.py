@@ -20,10 +20,10 @@ import numpy as np
 
 from sim_jax import data as data_lib
 from sim_jax import io
+from sim_jax import workdir as workdir_lib
 from sim_jax.decoder import media, score, traversals
 from sim_jax.decoder.latents import OUTPUT_DRAWS, LatentSource, draw_key, latent_source, latents
-from sim_jax.decoder.train import module_dir, train_decoder
-from sim_jax.train.checkpoint import load_trained_encoder, with_training_data_root
+from sim_jax.decoder.train import train_decoder
 
 
 class _Stage:
@@ -213,21 +213,21 @@ def run(config, workdir: str) -> dict:
   Returns the contents of results.json.
   """
   cfg = config.decoder
-  trained = load_trained_encoder(workdir, cfg.checkpoint)
-  config = with_training_data_root(config, trained.config)
+  trained = workdir_lib.load_trained_encoder(workdir, cfg.checkpoint, 'config.decoder.checkpoint')
+  config = workdir_lib.with_training_data_root(config, trained.config)
   source = latent_source(trained, cfg.module, cfg.latents)
   test_source = data_lib.make_source(config.data, 'test', 'words')
   items = traversal_items(config, test_source)
   sweep_dims = traversals.parse_sweep_dims(cfg.sweep_dims, source.width)
   decoder, state, stats = train_decoder(config, workdir, trained, source)
-  out_dir = module_dir(workdir, source.module)
+  out_dir = workdir_lib.decoder_dir(workdir, source.module)
   stage = _Stage(config, trained, source, decoder, state.params, out_dir)
 
   sections = [write_reconstructions(stage, test_source)]
   summary = reconstruction_summary(stats, stage.decode(stats['mean_latent'][None])[0])
   if trained.config.model.kind == 'sim':
     sections.append(write_samples(stage, stats['mean_latent'].shape[0]))
-  sections += write_traversals(stage, items, sweep_dims, stats, os.path.join(workdir, 'probes'))
+  sections += write_traversals(stage, items, sweep_dims, stats, workdir_lib.probes_dir(workdir))
   contribution = write_score(stage, test_source)
   sections.append(_section('score', 'Interpolation contribution score',
                            [_figure('score_curve.png', 'relative error vs k')]))

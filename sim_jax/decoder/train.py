@@ -17,23 +17,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-from etils import epath
-from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
 from sim_jax import data as data_lib
 from sim_jax import io
-from sim_jax.cli import progress_bar
+from sim_jax.checkpoints import Checkpoints, saved_structure
 from sim_jax.decoder.media import plot_decoder_loss
 from sim_jax.decoder.latents import (TEST_DRAWS, TRAIN_DRAWS, DecoderError, LatentSource, draw_key,
                                      latent_frames, latents)
 from sim_jax.decoder.losses import mse_loss, reconstruction_loss
 from sim_jax.decoder.nets import Decoder, decoded_length, make_decoder
+from sim_jax.interrupts import StopRequest, save_and_stop
 from sim_jax.models import Encoder
-from sim_jax.train.checkpoint import (Checkpoints, StopRequest, TrainedEncoder, record_settings,
-                                      save_and_stop)
-from sim_jax.train.step import make_mesh
+from sim_jax.parallel import batch_sharding, make_mesh, replicated
+from sim_jax.progress import progress_bar
+from sim_jax.workdir import TrainedEncoder, decoder_dir, record_settings
 
 
 @flax.struct.dataclass
@@ -43,11 +41,6 @@ class DecoderState:
   step: jax.Array   # () int32
   params: Any       # {'deconv_<j>': {'kernel', 'bias'}}
   opt_state: Any    # Adam state
-
-
-def module_dir(workdir: str, module: int) -> str:
-  """`<workdir>/decoder/module_<i>`: everything the decoder stage writes for one module."""
-  return os.path.join(workdir, 'decoder', f'module_{module}')
 
 
 @functools.partial(jax.jit, static_argnames=('decoder', 'width', 'frames', 'learning_rate'))
@@ -107,8 +100,7 @@ def check_width(checkpoints: Checkpoints, source: LatentSource, path: str) -> No
   step = checkpoints.latest_step()
   if step is None:
     return
-  saved = epath.Path(os.path.abspath(path)) / 'checkpoints' / str(step) / 'default'  # orbax's item folder
-  kernel = ocp.StandardCheckpointHandler().metadata(saved)['params']['deconv_0']['kernel']
+  kernel = saved_structure(checkpoints.folder, step)['params']['deconv_0']['kernel']
   if kernel.shape[1] != source.width:
     raise DecoderError(f'decoder checkpoint {path}/checkpoints/{step} reads {kernel.shape[1]}-wide '
                        f'latents but the encoder\'s module {source.module} is {source.width} wide '
@@ -165,9 +157,9 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
   Returns the decoder, its final state and the final `test_statistics`.
   """
   cfg = config.decoder
-  out_dir = module_dir(workdir, source.module)
+  out_dir = decoder_dir(workdir, source.module)
   mesh = make_mesh()
-  sharding = NamedSharding(mesh, P('data'))
+  sharding = batch_sharding(mesh)
   if cfg.batch_size % mesh.size:
     raise ValueError(f'config.decoder.batch_size={cfg.batch_size} is not divisible by the '
                      f'{mesh.size} devices; use a multiple of {mesh.size}')
@@ -187,7 +179,7 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
                        f'{decoded_length(decoder.layers, frames)} samples, not the '
                        f'{train_source.item_length} of a {config.data.name} item; the original\'s '
                        f'decoders fit 10240- and 20480-sample items')
-  checkpoints = Checkpoints(out_dir)
+  checkpoints = Checkpoints(os.path.join(out_dir, 'checkpoints'), os.path.join(out_dir, 'best'))
   log = io.MetricLog(os.path.join(out_dir, 'metrics.jsonl'), config.wandb, config.to_dict(),
                      wandb_dir=out_dir)
   try:
@@ -203,9 +195,8 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
       epochs = int(state.step) / steps_per_epoch
       tqdm.write(f'the decoder in {out_dir} has trained {epochs:g} epochs; ' + (
           'writing its outputs' if epochs >= cfg.num_epochs else f'resuming towards {cfg.num_epochs}'))
-    replicated = NamedSharding(mesh, P())
-    state = jax.device_put(state, replicated)
-    enc_vars = jax.device_put(trained.variables, replicated)
+    state = jax.device_put(state, replicated(mesh))
+    enc_vars = jax.device_put(trained.variables, replicated(mesh))
     modules = dict(encoder=trained.encoder, source=source, decoder=decoder, loss=cfg.loss)
     step_fn = functools.partial(train_step, **modules, learning_rate=cfg.learning_rate)
     evaluate = functools.partial(eval_step, **modules)

@@ -15,7 +15,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sim_jax.config import model_config as default_model_config
 from sim_jax.models.layers import GRU, BatchNorm1d, Conv1d, conv_frames, torch_uniform
 
 # The original's base conv stack (reference-semantics §1.1): (kernel, stride, padding) per layer.
@@ -62,27 +61,51 @@ class ModuleSpec:
 
   def frames(self, length: int) -> int:
     """Number of output frames for an input of `length` frames (samples for the first module)."""
-    for kernel, stride, padding, _ in self.layers:
-      length = conv_frames(length, kernel, stride, padding)
-    return length
-
-  def receptive_field(self) -> int:
-    """Input frames needed to produce one output frame."""
-    field = 1
-    for kernel, stride, _, _ in reversed(self.layers):
-      field = (field - 1) * stride + kernel
-    return field
+    return layers_frames(self.layers, length)
 
 
-def policy(model_config, key: str):
-  """`config.model.<key>` of the precision / implementation policy (matmul_precision, compute_dtype,
-  implementation); a workdir's config.json written before these keys existed means the defaults."""
-  return model_config.get(key, default_model_config(model_config.kind)[key])
+def layers_frames(layers, length):
+  """Frames after the conv `layers` ((kernel, stride, padding, ...) each, in order) for inputs of
+  `length` frames (an int, or a numpy / jax array elementwise), e.g. 20480 samples -> 128 frames
+  through the whole base stack."""
+  for kernel, stride, padding, *_ in layers:
+    length = conv_frames(length, kernel, stride, padding)
+  return length
+
+
+def layers_hop(layers) -> int:
+  """Input frames (samples for a stack starting at the waveform) between consecutive output frames."""
+  hop = 1
+  for _, stride, *_ in layers:
+    hop *= stride
+  return hop
+
+
+def layers_receptive_field(layers) -> int:
+  """Input frames needed to produce one output frame of the conv `layers`."""
+  field = 1
+  for kernel, stride, *_ in reversed(layers):
+    field = (field - 1) * stride + kernel
+  return field
+
+
+def stack_layers(specs: Sequence[ModuleSpec], module: int | None = None, layer: int | None = None) -> tuple:
+  """Every conv layer from the waveform to the output of module `module` (default: the last), or,
+  with `layer`, through conv layer `layer` of that module."""
+  module = len(specs) - 1 if module is None else module
+  layers = sum((spec.layers for spec in specs[:module]), ())
+  own = specs[module].layers
+  return layers + (own if layer is None else own[:layer + 1])
+
+
+def head_modules(specs: Sequence[ModuleSpec]) -> list[int]:
+  """Indices of the modules with Gaussian (mean / log-variance) heads: SIM / GIM conv modules, CPC's."""
+  return [i for i, spec in enumerate(specs) if spec.kind in ('conv', 'cpc')]
 
 
 def resolve_implementation(model_config) -> str:
   """'cpu' or 'plain' for `config.model.implementation` ('auto': 'cpu' on the CPU backend)."""
-  choice = policy(model_config, 'implementation')
+  choice = model_config.implementation
   if choice not in IMPLEMENTATIONS:
     raise ValueError(f'config.model.implementation={choice!r}: use one of {IMPLEMENTATIONS}')
   if choice == 'auto':
@@ -92,7 +115,7 @@ def resolve_implementation(model_config) -> str:
 
 def compute_dtype(model_config):
   """The activation / matmul dtype of `config.model.compute_dtype` (parameters stay float32)."""
-  dtype = policy(model_config, 'compute_dtype')
+  dtype = model_config.compute_dtype
   if dtype not in COMPUTE_DTYPES:
     raise ValueError(f'config.model.compute_dtype={dtype!r}: use one of {COMPUTE_DTYPES}')
   return jnp.dtype(dtype)
@@ -119,21 +142,6 @@ def module_specs(model_config) -> tuple[ModuleSpec, ...]:
       raise ValueError(f"config.model.cpc_variant={variant!r}: use 'conventional' or 'extra_layers'")
     return (ModuleSpec('cpc', layers, **common),)
   raise ValueError(f'config.model.kind={kind!r}: use one of {KINDS}')
-
-
-def stack_receptive_field(specs: Sequence[ModuleSpec]) -> int:
-  """Samples of audio needed for one frame at the output of the whole stack."""
-  field = 1
-  for spec in reversed(specs):
-    field = (field - 1) * _stride(spec) + spec.receptive_field()
-  return field
-
-
-def _stride(spec: ModuleSpec) -> int:
-  stride = 1
-  for _, s, _, _ in spec.layers:
-    stride *= s
-  return stride
 
 
 class ConvStack(nn.Module):
@@ -232,7 +240,7 @@ def check_audio(audio, specs: Sequence[ModuleSpec]) -> None:
   if audio.ndim != 2:
     raise ValueError(f'audio must be (batch, samples); got shape {tuple(audio.shape)}'
                      + (' — drop the channel axis (audio[:, 0])' if audio.ndim == 3 else ''))
-  need = stack_receptive_field(specs)
+  need = layers_receptive_field(stack_layers(specs))
   if audio.shape[1] < need:
     raise ValueError(f'audio has {audio.shape[1]} samples, fewer than the encoder\'s receptive field '
                      f'of {need} samples; use longer clips')
@@ -245,3 +253,31 @@ def frame_counts(specs: Sequence[ModuleSpec], num_samples: int) -> list[int]:
     length = spec.frames(length)
     counts.append(length)
   return counts
+
+
+def make_encoder(model_config, specs: Sequence[ModuleSpec]) -> Encoder:
+  """The Flax encoder for `config.model` and its module specs."""
+  precision = model_config.matmul_precision
+  if precision not in MATMUL_PRECISIONS:
+    raise ValueError(f'config.model.matmul_precision={precision!r}: use one of {MATMUL_PRECISIONS}')
+  compute_dtype(model_config)  # checked here, where every run starts
+  return Encoder(tuple(specs), num_steps=model_config.prediction_steps, matmul_precision=precision)
+
+
+def encode(encoder: Encoder, variables, audio, *, num_modules: int | None = None, sample_key=None):
+  """Eval-mode forward (BatchNorm on running statistics): per-module output dicts.
+
+  With `sample_key`, Gaussian (SIM) modules pass on a fresh sample z ~ N(mu, exp(logvar)) as the
+  original's `get_latents` does; without it every module passes on its mean (deterministic).
+  """
+  n = len(encoder.specs) if num_modules is None else num_modules
+  eps = None
+  if sample_key is not None:
+    frames = frame_counts(encoder.specs, audio.shape[1])
+    eps = []
+    for i, spec in enumerate(encoder.specs[:n]):
+      shape = (audio.shape[0], frames[i], spec.channels)
+      eps.append((None, jax.random.normal(jax.random.fold_in(sample_key, i), shape))
+                 if spec.gaussian else None)
+  with jax.default_matmul_precision(encoder.matmul_precision):
+    return encoder.apply(variables, audio, False, eps, num_modules=n)

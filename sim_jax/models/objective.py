@@ -1,4 +1,4 @@
-"""The greedy objective over the whole stack, and eval-mode feature extraction.
+"""The greedy objective over the whole stack: random draws, per-module losses, the chained modules.
 
 `draw_randomness` makes every random draw a training step needs (kept apart from the arithmetic so
 recorded draws can be fed in); `module_loss` is one module's loss on its own input, and
@@ -12,17 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from sim_jax.losses import draw_negatives, draw_window_start, gaussian_kl, info_nce
-from sim_jax.models.encoder import (MATMUL_PRECISIONS, Encoder, EncoderModule, ModuleSpec,
-                                    compute_dtype, frame_counts, policy)
-
-
-def make_encoder(model_config, specs: Sequence[ModuleSpec]) -> Encoder:
-  """The Flax encoder for `config.model` and its module specs."""
-  precision = policy(model_config, 'matmul_precision')
-  if precision not in MATMUL_PRECISIONS:
-    raise ValueError(f'config.model.matmul_precision={precision!r}: use one of {MATMUL_PRECISIONS}')
-  compute_dtype(model_config)  # checked here, where every run starts
-  return Encoder(tuple(specs), num_steps=model_config.prediction_steps, matmul_precision=precision)
+from sim_jax.models.encoder import Encoder, EncoderModule, ModuleSpec, compute_dtype, frame_counts
 
 
 def draw_randomness(key, specs: Sequence[ModuleSpec], batch: int, num_samples: int, *,
@@ -133,22 +123,3 @@ def greedy_loss(params, batch_stats, audio, draws, *, encoder: Encoder, model_co
   metrics, outputs, stats = chain_modules(audio, len(draws), run_module)
   new_stats = {f'module_{i}': s for i, s in enumerate(stats) if s}
   return jnp.sum(metrics['total']), (metrics, new_stats, outputs)
-
-
-def encode(encoder: Encoder, variables, audio, *, num_modules: int | None = None, sample_key=None):
-  """Eval-mode forward (BatchNorm on running statistics): per-module output dicts.
-
-  With `sample_key`, Gaussian (SIM) modules pass on a fresh sample z ~ N(mu, exp(logvar)) as the
-  original's `get_latents` does; without it every module passes on its mean (deterministic).
-  """
-  n = len(encoder.specs) if num_modules is None else num_modules
-  eps = None
-  if sample_key is not None:
-    frames = frame_counts(encoder.specs, audio.shape[1])
-    eps = []
-    for i, spec in enumerate(encoder.specs[:n]):
-      shape = (audio.shape[0], frames[i], spec.channels)
-      eps.append((None, jax.random.normal(jax.random.fold_in(sample_key, i), shape))
-                 if spec.gaussian else None)
-  with jax.default_matmul_precision(encoder.matmul_precision):
-    return encoder.apply(variables, audio, False, eps, num_modules=n)

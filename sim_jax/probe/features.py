@@ -44,11 +44,10 @@ from tqdm import tqdm
 
 from sim_jax import data as data_lib
 from sim_jax import io
-from sim_jax.data.common import warn_damaged_cache
-from sim_jax.models import encode
-from sim_jax.models.encoder import Encoder
-from sim_jax.models.layers import conv_frames
-from sim_jax.train.checkpoint import TrainedEncoder, tree_digest
+from sim_jax.checkpoints import tree_digest
+from sim_jax.data.cache import warn_damaged_cache
+from sim_jax.models import Encoder, encode, head_modules, layers_frames, layers_hop, stack_layers
+from sim_jax.workdir import TrainedEncoder
 
 FEATURES = ('mean', 'sample')
 
@@ -76,19 +75,11 @@ class FeatureSource:
   sample: bool
 
 
-def _hop(layers) -> int:
-  hop = 1
-  for _, stride, _, _ in layers:
-    hop *= stride
-  return hop
-
-
 def resolve_source(trained: TrainedEncoder, name: str, features: str, bias: bool) -> tuple[str, str]:
   """(source, features) with 'auto' resolved as the original pairs them with the probe's bias."""
   specs = trained.encoder.specs
   if name == 'auto':
-    heads = [i for i, s in enumerate(specs) if s.kind in ('conv', 'cpc')]
-    name = 'context' if bias else f'module_{heads[-1]}'
+    name = 'context' if bias else f'module_{head_modules(specs)[-1]}'
   if features == 'auto':
     features = 'sample' if not bias and any(s.gaussian for s in specs) else 'mean'
   return name, features
@@ -104,7 +95,7 @@ def feature_source(trained: TrainedEncoder, name: str, features: str = 'mean') -
   if sample and not any(s.gaussian for s in specs):
     raise ProbeError(f"config.probe.features='sample' needs a SIM encoder; this one is {kind!r} — "
                      "use 'mean'")
-  heads = [i for i, s in enumerate(specs) if s.kind in ('conv', 'cpc')]
+  heads = head_modules(specs)
   conv_layers = [(i, j) for i in heads for j in range(len(specs[i].layers))]
   choices = (f"'context', 'module_<i>' for i in {heads[0]}..{heads[-1]}, "
              f"'layer_<j>' for j in 0..{len(conv_layers) - 1}")
@@ -116,29 +107,23 @@ def feature_source(trained: TrainedEncoder, name: str, features: str = 'mean') -
   if what == 'context':
     module = len(specs) - 1
     return FeatureSource(name, module, None, 'c', specs[module].gru_hidden,
-                         _hop(sum((s.layers for s in specs), ())), sample)
+                         layers_hop(stack_layers(specs)), sample)
   if what == 'module':
     if index not in heads:
       why = f'module {index} is the GRU — use \'context\'' if index < len(specs) else 'out of range'
       raise ProbeError(f'config.probe.source={name!r}: {why}; this {kind} encoder has {choices}')
     return FeatureSource(name, index, None, 'z', specs[index].channels,
-                         _hop(sum((s.layers for s in specs[:index + 1]), ())), sample)
+                         layers_hop(stack_layers(specs, index)), sample)
   if index >= len(conv_layers):
     raise ProbeError(f'config.probe.source={name!r} is out of range; this {kind} encoder has {choices}')
   module, layer = conv_layers[index]
-  before = sum((s.layers for s in specs[:module]), ())
   return FeatureSource(name, module, layer, 'layers', specs[module].channels,
-                       _hop(before + specs[module].layers[:layer + 1]), sample)
+                       layers_hop(stack_layers(specs, module, layer)), sample)
 
 
-def source_frames(specs, source: FeatureSource, num_samples) -> np.ndarray:
+def source_frames(specs, source: FeatureSource, num_samples):
   """Frames of `source` for inputs of `num_samples` samples (int, numpy or jax array, elementwise)."""
-  length = num_samples
-  for i, spec in enumerate(specs[:source.module + 1]):
-    layers = spec.layers if i < source.module or source.layer is None else spec.layers[:source.layer + 1]
-    for kernel, stride, padding, _ in layers:
-      length = conv_frames(length, kernel, stride, padding)
-  return length
+  return layers_frames(stack_layers(specs, source.module, source.layer), num_samples)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))

@@ -30,14 +30,14 @@ import numpy as np
 from tqdm import tqdm
 
 from sim_jax import io
-from sim_jax.cli import progress_bar
+from sim_jax import workdir as workdir_lib
 from sim_jax.probe import results as results_lib
 from sim_jax.probe.features import ProbeError, cached_features, extract, feature_source, resolve_source
 from sim_jax.probe.linear import (ProbeSpec, feature_norm, identity_norm, init_probe, make_optimizer,
                                   make_train_step, predict, train_epoch)
+from sim_jax.progress import progress_bar
 from sim_jax.probe.tasks import (RECIPE_KEYS, check_source, class_names, classes_without_training_items,
                                  encoder_seen_test_items, make_sources, make_task, probe_data, recipe)
-from sim_jax.train.checkpoint import load_trained_encoder, with_training_data_root
 
 TEST_SAMPLE_FOLD = 1 << 20  # folds the per-seed key for the test draw of sampled features
 
@@ -82,15 +82,6 @@ def settings(probe_config, task, corpus: str, trained) -> tuple[object, list[str
   return cfg, changed
 
 
-def _checkpoint(which) -> str | int:
-  which = str(which)
-  if which in ('best', 'latest'):
-    return which
-  if which.isdigit():
-    return int(which)
-  raise ProbeError(f"config.probe.checkpoint={which!r}: use 'best', 'latest' or a step number")
-
-
 def _check_settings(cfg) -> None:
   for key in ('num_epochs', 'batch_size', 'extract_batch_size', 'seeds'):
     if int(cfg[key]) < 1:
@@ -114,7 +105,7 @@ class _FeatureProvider:
     self.cfg, self.data_config = cfg, data_config
     self.trained, self.source, self.task = trained, source, task
     self.train_source, self.test_sources = train_source, test_sources
-    self.cache_dir = os.path.join(workdir, 'probes', 'cache')
+    self.cache_dir = workdir_lib.feature_cache_dir(workdir)
     crops = callable(getattr(train_source, 'crop_starts', None))
     sets = self.cfg.train_crops or self.cfg.num_epochs
     self.crop_sets = min(sets, self.cfg.num_epochs) if crops else 1
@@ -214,15 +205,15 @@ def _fit(cfg, provider, spec: ProbeSpec, seed: int, headline: str, log, step_off
 def run_probe(config, workdir: str) -> dict:
   """Train and evaluate the probe `config.probe` on the encoder of `workdir`; returns results.json."""
   task = make_task(config.probe.task, config.data.name)
-  trained = load_trained_encoder(workdir, _checkpoint(config.probe.checkpoint))
-  config = with_training_data_root(config, trained.config)
+  trained = workdir_lib.load_trained_encoder(workdir, config.probe.checkpoint, 'config.probe.checkpoint')
+  config = workdir_lib.with_training_data_root(config, trained.config)
   cfg, changed = settings(config.probe, task, config.data.name, trained)
   source = feature_source(trained, cfg.source, cfg.features)
   check_source(task, source)
   train_source, test_sources = make_sources(task, config.data)
   names = class_names(task, train_source)
   name = probe_name(cfg)
-  out_dir = os.path.join(workdir, 'probes', name)
+  out_dir = os.path.join(workdir_lib.probes_dir(workdir), name)
   os.makedirs(out_dir, exist_ok=True)
   provider = _FeatureProvider(cfg, config.data, workdir, trained, source, task, train_source, test_sources)
   headline = task.evaluations[0][0]

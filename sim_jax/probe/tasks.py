@@ -19,8 +19,7 @@ import dataclasses
 import numpy as np
 
 from sim_jax import data as data_lib
-from sim_jax.data.common import FRAME_HOP, DataError
-from sim_jax.data.frames import align_frame_labels
+from sim_jax.data import FRAME_HOP, DataError, align_frame_labels
 from sim_jax.probe.features import Features, FeatureSource, ProbeError
 from sim_jax.probe.linear import ProbeData
 

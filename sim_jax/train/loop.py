@@ -15,42 +15,45 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
 from sim_jax import data as data_lib
 from sim_jax import io
-from sim_jax.cli import progress_bar
+from sim_jax import workdir as workdir_lib
+from sim_jax.checkpoints import checkpoint_steps
+from sim_jax.interrupts import StopRequest, save_and_stop
 from sim_jax.models import check_audio, module_specs
-from sim_jax.train.checkpoint import (Checkpoints, StopRequest, checkpoint_steps, load_config,
-                                      record_settings, save_and_stop, with_training_data_root)
+from sim_jax.parallel import batch_sharding, make_mesh, replicated
+from sim_jax.progress import progress_bar
+from sim_jax.state import create_train_state
 from sim_jax.train.plots import plot_loss_curves
-from sim_jax.train.step import (active_modules, accumulate, compile_on_first_call, create_train_state,
-                                empty_accumulator, make_eval_step, make_mesh, make_train_step)
-
-
-# Settings a resumed run may change (prefixes of config keys): how long it runs and how often it
-# logs and saves, where the data are read from, and the sections of the later stages. Any other
-# difference from the workdir's config.json stops the resume (record_settings).
-CHANGEABLE_ON_RESUME = ('train.num_epochs', 'train.checkpoint_every_', 'train.keep_every_epochs',
-                        'train.keep_recent', 'train.log_every_steps', 'train.eval_steps',
-                        'train.distributed', 'data.root', 'data.cache_dir', 'data.num_threads',
-                        'data.decoded_cache', 'data.prefetch', 'data.on_bad_file', 'wandb.', 'probe.',
-                        'decoder.', 'analysis.')
+from sim_jax.train.step import (accumulate, active_modules, compile_on_first_call, empty_accumulator,
+                                make_eval_step, make_train_step)
 
 
 class TrainingDiverged(ArithmeticError):
   """A module's loss became NaN/Inf; the last good checkpoint is left in place."""
 
 
-def _fetch(acc: dict) -> dict:
-  """Host copy of the accumulated metrics; raises TrainingDiverged on a non-finite loss."""
-  host = jax.device_get(acc)
+def _check_finite(host: dict) -> None:
+  """Raise TrainingDiverged when the accumulated metrics (on the host) saw a non-finite loss."""
   bad = host['first_bad_step']
   if np.any(bad >= 0):
     module = int(np.argmax(bad >= 0))
     raise TrainingDiverged(f'non-finite loss in module {module} at step {int(bad[module])}; '
                            'stopping — the last good checkpoint is kept')
+
+
+def raise_if_diverged(acc: dict) -> None:
+  """Raise TrainingDiverged when a step since the accumulator was emptied had a non-finite loss:
+  called before every save, so a diverged state is never checkpointed."""
+  _check_finite(jax.device_get({'first_bad_step': acc['first_bad_step']}))
+
+
+def _fetch(acc: dict) -> dict:
+  """Mean metrics of the accumulator on the host; raises TrainingDiverged on a non-finite loss."""
+  host = jax.device_get(acc)
+  _check_finite(host)
   count = max(int(host['count']), 1)
   return {k: (v / count).tolist() for k, v in host['sum'].items()}
 
@@ -81,14 +84,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
   Returns the last epoch's validation metrics ({'nce', 'kld', 'total'} per module).
   """
   os.makedirs(workdir, exist_ok=True)
-  if os.path.exists(os.path.join(workdir, 'config.json')):  # a rerun need not repeat the data's location
-    config = with_training_data_root(config, load_config(workdir))
-  record_settings(os.path.join(workdir, 'config.json'), config.to_dict(),
-                  resuming=bool(checkpoint_steps(os.path.join(workdir, 'checkpoints'))),
-                  free=CHANGEABLE_ON_RESUME,
-                  fix='rerun with those settings to resume, or train in a new --workdir')
+  config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
+  if os.path.exists(config_path):  # a rerun need not repeat the data's location
+    config = workdir_lib.with_training_data_root(config, workdir_lib.load_config(workdir))
+  resuming = bool(checkpoint_steps(os.path.join(workdir, workdir_lib.CHECKPOINTS)))
+  workdir_lib.record_settings(config_path, config.to_dict(), resuming=resuming,
+                              free=workdir_lib.CHANGEABLE_ON_RESUME,
+                              fix='rerun with those settings to resume, or train in a new --workdir')
   mesh = make_mesh()
-  sharding = NamedSharding(mesh, P('data'))
+  sharding = batch_sharding(mesh)
   if config.train.batch_size % mesh.size:
     raise ValueError(f'config.train.batch_size={config.train.batch_size} is not divisible by the '
                      f'{mesh.size} devices; use a multiple of {mesh.size}')
@@ -102,7 +106,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       raise ValueError(f'config.train.validation_fraction={config.train.validation_fraction} holds out '
                        f'{len(heldout_source)} of {len(heldout_source) + len(train_source)} training items, '
                        f'fewer than one batch of {config.train.batch_size}; raise it')
-    io.write_json(os.path.join(workdir, 'heldout_items.json'),
+    io.write_json(os.path.join(workdir, workdir_lib.HELDOUT_FILE),
                   {'seed': config.seed, 'fraction': config.train.validation_fraction,
                    'names': heldout_source.names})
   specs = module_specs(config.model)
@@ -116,10 +120,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   num_modules = len(specs)
 
   encoder, state = create_train_state(config, jax.random.PRNGKey(config.seed))
-  replicated = NamedSharding(mesh, P())
-  checkpoints = Checkpoints(workdir, keep_period_steps=config.train.keep_every_epochs * steps_per_epoch,
-                            keep_recent=config.train.keep_recent)
-  resuming = checkpoints.latest_step() is not None
+  checkpoints = workdir_lib.training_checkpoints(
+      workdir, keep_period_steps=config.train.keep_every_epochs * steps_per_epoch,
+      keep_recent=config.train.keep_recent)
   if resuming:
     try:
       state = checkpoints.restore(state)  # the newest intact checkpoint
@@ -127,11 +130,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
       checkpoints.close()
       raise
   primary = jax.process_index() == 0  # in a multi-process run, process 0 writes the log and figures
-  log = io.MetricLog(os.path.join(workdir, 'metrics.jsonl'), config.wandb if primary else None,
+  metrics_path = os.path.join(workdir, workdir_lib.METRICS_FILE)
+  log = io.MetricLog(metrics_path, config.wandb if primary else None,
                      config.to_dict(), wandb_dir=workdir)  # one wandb run, not one per process
   if resuming and primary:
     log.truncate(int(state.step))
-  state = jax.device_put(state, replicated)
+  state = jax.device_put(state, replicated(mesh))
   step = int(state.step)  # host-side mirror of state.step: the loop never syncs to read it
   if step >= config.train.num_epochs * steps_per_epoch:
     tqdm.write(f'{workdir} has trained {step // steps_per_epoch} epochs ({step} steps): nothing to '
@@ -166,42 +170,39 @@ def train_and_evaluate(config, workdir: str) -> dict:
           acc = accumulate(acc, metrics, jnp.int32(step))
           bar.update(1)
           step += 1
-          done = step
           last = i == steps_per_epoch - 1
-          if done % config.train.log_every_steps == 0 or last:
+          if step % config.train.log_every_steps == 0 or last:
             mean = _fetch(acc)
-            rate = (done - tick_step) * config.train.batch_size / (time.perf_counter() - tick)
-            tick, tick_step = time.perf_counter(), done
+            rate = (step - tick_step) * config.train.batch_size / (time.perf_counter() - tick)
+            tick, tick_step = time.perf_counter(), step
             acc = empty_accumulator(n_run)
             if primary:
-              log.write(done, epoch=epoch, samples_per_second=rate,
+              log.write(step, epoch=epoch, samples_per_second=rate,
                         **{f'train/{k}': v for k, v in mean.items()})
             bar.set_postfix_str(f'{rate:.1f} samples/s  InfoNCE ' +
                                 ' '.join(f'{x:.3f}' for x in mean['nce']))
           if (config.train.checkpoint_every_steps > 0 and not last
-              and done % config.train.checkpoint_every_steps == 0):
-            _fetch(acc)
+              and step % config.train.checkpoint_every_steps == 0):
+            raise_if_diverged(acc)
             checkpoints.save(state)
       if stop.requested and step < (epoch + 1) * steps_per_epoch:  # else: validate, save, then stop
-        _fetch(acc)  # a non-finite loss since the last fetch stops the run without saving
+        raise_if_diverged(acc)
         save_and_stop(checkpoints, state)
       val_metrics = evaluate(config, eval_step, state, test_source, sharding, num_modules)
-      done = step
       if val_metrics and primary:
-        log.write(done, epoch=epoch, **{f'val/{k}': v for k, v in val_metrics.items()})
+        log.write(step, epoch=epoch, **{f'val/{k}': v for k, v in val_metrics.items()})
         tqdm.write(f'epoch {epoch + 1}: validation InfoNCE per module ' +
                    ' '.join(f'{x:.4f}' for x in val_metrics['nce']))
       heldout_loss = None
       if heldout_source is not None:
         heldout = evaluate(config, eval_step, state, heldout_source, sharding, num_modules)
         if heldout and primary:
-          log.write(done, epoch=epoch, **{f'heldout/{k}': v for k, v in heldout.items()})
+          log.write(step, epoch=epoch, **{f'heldout/{k}': v for k, v in heldout.items()})
           heldout_loss = float(np.sum(heldout['total']))
       if (epoch + 1) % config.train.checkpoint_every_epochs == 0 or epoch + 1 == config.train.num_epochs:
         checkpoints.save(state, val_loss=heldout_loss)
       if primary:
-        plot_loss_curves(io.read_jsonl(os.path.join(workdir, 'metrics.jsonl')),
-                         os.path.join(workdir, 'loss_curves.png'))
+        plot_loss_curves(io.read_jsonl(metrics_path), os.path.join(workdir, workdir_lib.LOSS_CURVES))
       if stop.requested:  # asked during validation or saving: the epoch's end is a clean stop
         save_and_stop(checkpoints, state)
   return val_metrics

@@ -1,75 +1,22 @@
-"""Train state, per-module optimizers and the jitted, data-parallel greedy train / eval steps.
+"""The jitted, data-parallel greedy train / eval steps over the train state (`sim_jax.state`).
 
-One `jax.jit` step over a 1-axis device mesh ('data'): the batch is sharded along it, parameters and
-optimizer states are replicated; the same code runs on 1 CPU, N GPUs and multi-host TPU/GPU.
+One `jax.jit` step over a 1-axis device mesh ('data', `sim_jax.parallel`): the batch is sharded along
+it, parameters and optimizer states are replicated; the same code runs on 1 CPU, N GPUs and
+multi-host TPU/GPU.
 """
 
 import ctypes
 import functools
-import os
-from typing import Any, Callable
+from typing import Callable
 
-import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
-from sim_jax.models import (chain_modules, draw_randomness, greedy_loss, make_encoder, module_loss,
-                            module_specs)
-from sim_jax.models.encoder import Encoder
-
-
-@flax.struct.dataclass
-class TrainState:
-  """Everything a training run carries from step to step (the PRNG stream is derived from step)."""
-
-  step: jax.Array                  # () int32, global step
-  params: Any                      # {'module_<i>': ...}
-  batch_stats: Any                 # BatchNorm running statistics ({} without BatchNorm)
-  opt_state: Any                   # {'module_<i>': Adam state}: one optimizer per module
-
-
-def make_optimizer(train_config) -> optax.GradientTransformation:
-  """The per-module optimizer: Adam (betas 0.9/0.999, eps 1e-8), constant learning rate."""
-  return optax.adam(train_config.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
-
-
-def initialize_distributed() -> None:
-  """`jax.distributed.initialize()` for a multi-process run (`config.train.distributed`).
-
-  The cluster comes from the environment: TPU pods, SLURM and Open MPI are detected by jax; anywhere
-  else set JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID
-  (jax itself reads only the first).
-  """
-  counts = {}
-  for name, arg in (('JAX_NUM_PROCESSES', 'num_processes'), ('JAX_PROCESS_ID', 'process_id')):
-    if os.environ.get(name):
-      if not os.environ[name].isdigit():
-        raise ValueError(f'{name}={os.environ[name]!r} is not a non-negative integer')
-      counts[arg] = int(os.environ[name])
-  jax.distributed.initialize(**counts)
-
-
-def make_mesh() -> Mesh:
-  """A 1-axis mesh 'data' over every device of every process."""
-  return Mesh(np.asarray(jax.devices()), ('data',))
-
-
-def create_train_state(config, key) -> tuple[Encoder, TrainState]:
-  """Initialise the encoder (PyTorch-default init) and one Adam state per module.
-
-  Parameter shapes do not depend on the input length, so a fixed 10240-sample dummy input is used.
-  """
-  specs = module_specs(config.model)
-  encoder = make_encoder(config.model, specs)
-  variables = jax.jit(lambda k: encoder.init(k, jnp.zeros((2, 10240), jnp.float32), True))(key)
-  params = variables['params']
-  tx = make_optimizer(config.train)
-  opt_state = {name: tx.init(p) for name, p in params.items()}
-  return encoder, TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                             batch_stats=variables.get('batch_stats', {}), opt_state=opt_state)
+from sim_jax.models import Encoder, chain_modules, draw_randomness, greedy_loss, module_loss, module_specs
+from sim_jax.parallel import batch_sharding, replicated
+from sim_jax.state import TrainState, make_optimizer
 
 
 def active_modules(config, epoch: int) -> tuple[int, ...]:
@@ -136,10 +83,8 @@ def make_train_step(config, encoder: Encoder, mesh: Mesh, active: tuple[int, ...
                               opt_state=opt_state)
     return new_state, metrics
 
-  replicated = NamedSharding(mesh, P())
-  data = NamedSharding(mesh, P('data'))
-  return jax.jit(step, in_shardings=(replicated, data, replicated),
-                 out_shardings=(replicated, replicated), donate_argnums=(0,))
+  return jax.jit(step, in_shardings=(replicated(mesh), batch_sharding(mesh), replicated(mesh)),
+                 out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=(0,))
 
 
 def make_eval_step(config, encoder: Encoder, mesh: Mesh):
@@ -157,10 +102,8 @@ def make_eval_step(config, encoder: Encoder, mesh: Mesh):
                                      model_config=model_cfg, train=(False,) * n)
     return metrics
 
-  replicated = NamedSharding(mesh, P())
-  data = NamedSharding(mesh, P('data'))
-  return jax.jit(step, in_shardings=(replicated, replicated, data, replicated),
-                 out_shardings=replicated)
+  return jax.jit(step, in_shardings=(replicated(mesh), replicated(mesh), batch_sharding(mesh),
+                                     replicated(mesh)), out_shardings=replicated(mesh))
 
 
 def compile_on_first_call(step) -> Callable:

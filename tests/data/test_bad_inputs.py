@@ -206,7 +206,8 @@ def test_missing_phone_file(shared_data, tmp_path):
 def test_bad_options(tmp_path):
   with pytest.raises(ValueError, match="on_bad_file='ignore' is not one of error, skip"):
     make_source(config('deboer', DEBOER, tmp_path, on_bad_file='ignore'), 'train', 'words')
-  with pytest.raises(ValueError, match="variant='syllables' is not available for librispeech; valid: words, utterances"):
+  with pytest.raises(ValueError,
+                     match="variant='syllables' is not available for librispeech; valid: words, utterances"):
     make_source(config('librispeech', LIBRI, tmp_path), 'train', 'syllables')
   with pytest.raises(ValueError, match="resampler='kaiser' is not one of sinc, soxr_hq"):
     make_source(config('deboer', DEBOER, tmp_path, resampler='kaiser'), 'test', 'words')

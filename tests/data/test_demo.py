@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from sim_jax.data import encoder_num_frames, make_source
+from sim_jax.config import model_config
+from sim_jax.data import make_source
+from sim_jax.models import frame_counts, module_specs
 from sim_jax.data.demo import PHONES
 from tests.data.helpers import config
 
@@ -42,7 +44,8 @@ def test_words_shapes_and_labels(tmp_path):
   assert source.class_names['phone'] == list(PHONES)
   for i in range(10):
     frames = source.frame_labels(i)
-    assert frames.shape == (encoder_num_frames(10240),) and frames.dtype == np.int32
+    assert frames.shape == (frame_counts(module_specs(model_config('sim')), 10240)[-1],)
+    assert frames.dtype == np.int32
     # the phone sequence (without silences and repeats) spells the word in the name
     spoken = [PHONES[p] for k, p in enumerate(frames) if p != 0 and (k == 0 or frames[k - 1] != p)]
     assert ''.join(spoken) == source.names[i].split('_')[1]

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sim_jax.data import (FRAME_HOP, IGNORE_LABEL, DataError, align_frame_labels, batches,
-                          encoder_num_frames, make_source, pad_utterances, utterance_batch)
+from sim_jax.config import model_config
+from sim_jax.data import FRAME_HOP, IGNORE_LABEL, DataError, align_frame_labels, batches, make_source
 from sim_jax.data.librispeech import PhoneLabels, read_split, speaker_order
+from sim_jax.models import layers_frames, module_specs, stack_layers
 from tests.data.helpers import LIBRI, config, one_utterance_root
 
 SPLIT_DIR = os.path.join(LIBRI, 'LibriSpeech100_labels_split')
+FULL_STACK = stack_layers(module_specs(model_config('sim')))  # the encoder's every conv layer
 TRAIN_ON_DISK = ['2911-12359-0007', '4051-11218-0044', '5678-43301-0021', '4397-15668-0003']
 
 
@@ -108,9 +110,9 @@ def test_short_utterance_is_zero_padded(shared_data, tmp_path):
 
 def test_encoder_frame_arithmetic():
   """Reference-semantics §1.1 table."""
-  assert [encoder_num_frames(t) for t in (20480, 10240, 8821)] == [128, 64, 55]
+  assert [layers_frames(FULL_STACK, t) for t in (20480, 10240, 8821)] == [128, 64, 55]
   layers_01 = ((10, 5, 2), (8, 4, 2))
-  assert encoder_num_frames(20480, layers_01) == 1023
+  assert layers_frames(layers_01, 20480) == 1023
 
 
 @pytest.mark.parametrize('utt, samples, frames, num_labels',
@@ -127,7 +129,7 @@ def test_alignment_on_fixture_utterances(shared_data, cache, utt, samples, frame
   raw = open(os.path.join(SPLIT_DIR, 'converted_aligned_phones.txt')).read().splitlines()
   (line,) = [x for x in raw if x.split()[0] == utt]
   np.testing.assert_array_equal(labels, [int(v) for v in line.split()[1:]])
-  assert encoder_num_frames(samples) == frames
+  assert layers_frames(FULL_STACK, samples) == frames
   aligned = align_frame_labels(frames, labels)
   assert aligned.shape == (frames,)
   np.testing.assert_array_equal(aligned[:frames - num_labels], IGNORE_LABEL)
@@ -145,13 +147,6 @@ def test_utterances_variant_and_padded_batches(shared_data, cache):
   with pytest.raises(DataError, match='no phone labels for utterance 5678-43301-0021'):
     source.frame_labels(source.names.index('5678-43301-0021'))
   i, j = source.names.index('2911-12359-0007'), source.names.index('4051-11218-0044')
-  batch = utterance_batch(source, [i, j])
-  assert batch['audio'].shape == (2, 179360) and list(batch['length']) == [81520, 179360]
-  assert list(batch['num_frames']) == [510, 1121]
-  assert batch['frame_labels'].shape == (2, encoder_num_frames(179360))
-  assert list(batch['frame_mask'].sum(1)) == [508, 1119]
-  np.testing.assert_array_equal(batch['frame_labels'][0, 2:510], source.frame_labels(i))
-  np.testing.assert_array_equal(batch['frame_labels'][0, 510:], IGNORE_LABEL)
   loaded = source.load(np.array([i, j]), 0)
   assert loaded['audio'].shape == (2, 179360) and list(loaded['length']) == [81520, 179360]
   padded = list(batches(source, 3, seed=0, epoch=0, shuffle=False, drop_last=False))
@@ -159,12 +154,6 @@ def test_utterances_variant_and_padded_batches(shared_data, cache):
   assert [list(b['mask']) for b in padded] == [[1, 1, 1], [1, 0, 0]]
   for b in padded:
     assert b['audio'].shape[1] >= b['length'].max() and np.all(b['length'] == source.lengths[b['index']])
-
-
-def test_pad_utterances():
-  audio, lengths = pad_utterances([np.ones(5, np.float32), np.ones(170, np.float32)])
-  assert audio.shape == (2, 320) and list(lengths) == [5, 170]
-  assert audio[0, :5].sum() == 5 and audio[0, 5:].sum() == 0
 
 
 def test_phone_labels_cached(shared_data, cache):

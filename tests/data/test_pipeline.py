@@ -39,8 +39,10 @@ def test_steps_per_epoch():
 
 @pytest.mark.parametrize('prefetch', [0, 2])
 def test_shuffle_is_a_function_of_seed_and_epoch(prefetch):
-  run = lambda seed, epoch: np.concatenate([b['index'] for b in _collect(
-      batches(_toy(), 2, seed=seed, epoch=epoch, shuffle=True, drop_last=True, prefetch=prefetch))])
+  def run(seed, epoch):
+    return np.concatenate([b['index'] for b in _collect(
+        batches(_toy(), 2, seed=seed, epoch=epoch, shuffle=True, drop_last=True, prefetch=prefetch))])
+
   first = run(0, 0)
   assert sorted(first) == list(range(10))
   np.testing.assert_array_equal(run(0, 0), first)

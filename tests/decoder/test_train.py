@@ -15,7 +15,8 @@ from sim_jax.decoder.nets import decoded_length, make_decoder
 from sim_jax.decoder.run import reconstruction_summary
 from sim_jax.decoder.train import train_decoder
 from sim_jax.models import make_encoder, module_specs
-from sim_jax.train.checkpoint import CheckpointError, TrainedEncoder
+from sim_jax.checkpoints import CheckpointError
+from sim_jax.workdir import TrainedEncoder
 from tests.probe.helpers import tiny_trained
 from tests.train.helpers import small_config
 

@@ -80,7 +80,7 @@ def test_missing_key_is_named(tmp_path):
   src = os.path.join(REFERENCE, 'gim_deboer_bn.npz')
   bad = tmp_path / 'missing.npz'
   _copy_without(src, bad, drop=('param/fullmodel.1.loss.predictor.weight',))
-  with np.load(bad) as data, pytest.raises(reference.ReferenceError_,
+  with np.load(bad) as data, pytest.raises(reference.ReferenceFileError,
                                            match='fullmodel.1.loss.predictor.weight'):
     reference.compare(data)
 
@@ -90,7 +90,7 @@ def test_shape_mismatch_names_key_and_both_shapes(tmp_path):
   bad = tmp_path / 'shape.npz'
   _copy_without(src, bad, replace={'param/fullmodel.0.encoder.encoder.2.0.weight':
                                    np.zeros((32, 32, 5), np.float32)})
-  with np.load(bad) as data, pytest.raises(reference.ReferenceError_) as err:
+  with np.load(bad) as data, pytest.raises(reference.ReferenceFileError) as err:
     reference.compare(data)
   message = str(err.value)
   assert 'encoder.encoder.2.0.weight' in message and '(32, 32, 5)' in message
@@ -101,7 +101,7 @@ def test_wrong_draw_shape_is_named(tmp_path):
   src = os.path.join(REFERENCE, 'sim_deboer_nobn.npz')
   bad = tmp_path / 'draw.npz'
   _copy_without(src, bad, replace={'m0/eps_c': np.zeros((4, 500, 32), np.float32)})
-  with np.load(bad) as data, pytest.raises(reference.ReferenceError_,
+  with np.load(bad) as data, pytest.raises(reference.ReferenceFileError,
                                            match=r"'m0/eps_c' has shape \(4, 500, 32\), expected \(4, 511, 32\)"):
     reference.compare(data)
 

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 
 from sim_jax import io
 from sim_jax.models import make_encoder, module_specs
-from sim_jax.train.checkpoint import Checkpoints, TrainedEncoder
-from sim_jax.train.step import create_train_state
+from sim_jax.state import create_train_state
+from sim_jax.workdir import TrainedEncoder, training_checkpoints
 from tests.train.helpers import small_config
 
 
@@ -27,7 +27,7 @@ def fabricate_workdir(config, workdir: str, seed: int | None = None) -> str:
   _, state = create_train_state(config, jax.random.PRNGKey(config.seed if seed is None else seed))
   os.makedirs(workdir, exist_ok=True)
   io.write_json(os.path.join(workdir, 'config.json'), config.to_dict())
-  checkpoints = Checkpoints(workdir)
+  checkpoints = training_checkpoints(workdir)
   checkpoints.save(state)
   checkpoints.close()
   return workdir

@@ -15,11 +15,15 @@ import ml_collections
 import numpy as np
 import pytest
 
-from sim_jax.config import model_config, train_config
+from sim_jax import io
+from sim_jax.config import analysis_config, base_config, model_config, train_config
 from sim_jax.models import draw_randomness, greedy_loss, make_encoder, module_specs
 from sim_jax.models.encoder import resolve_implementation
 from sim_jax.models.layers import BatchNorm1d
-from sim_jax.train.step import create_train_state, make_mesh, make_train_step
+from sim_jax.parallel import make_mesh
+from sim_jax.state import create_train_state
+from sim_jax.train.step import make_train_step
+from sim_jax.workdir import load_config
 
 BATCH, SAMPLES = 4, 3000
 
@@ -67,10 +71,9 @@ def test_both_paths_give_the_same_losses_and_gradients():
     config = _config('sim', implementation, batch_norm=True)
     encoder, state = create_train_state(config, jax.random.PRNGKey(0))
     draws = _draws(config, jax.random.PRNGKey(1))
-    n = len(encoder.specs)
-    fn = jax.jit(jax.value_and_grad(
-        lambda p: greedy_loss(p, state.batch_stats, _audio(), draws, encoder=encoder,
-                              model_config=config.model, train=(True,) * n), has_aux=True))
+    loss = functools.partial(greedy_loss, batch_stats=state.batch_stats, audio=_audio(), draws=draws,
+                             encoder=encoder, model_config=config.model, train=(True,) * len(encoder.specs))
+    fn = jax.jit(jax.value_and_grad(loss, has_aux=True))
     (_, (metrics, stats, _)), grads = fn(state.params)
     results.append((metrics, stats, grads))
   (m_cpu, s_cpu, g_cpu), (m_plain, s_plain, g_plain) = results
@@ -155,12 +158,16 @@ def test_bad_policy_values_are_one_line_errors(key, value):
     make_encoder(config.model, module_specs(config.model))
 
 
-def test_a_config_from_before_the_policy_keys_means_the_defaults():
+def test_a_config_from_before_the_policy_keys_means_the_defaults(tmp_path):
   """A workdir's config.json written before these keys existed still loads (probe, decode, resume)."""
-  old = _config().model.to_dict()
+  old = base_config('deboer', 'sim').to_dict()
+  old['model']['channels'] = 16
   for key in ('implementation', 'compute_dtype', 'matmul_precision'):
-    del old[key]
-  old = ml_collections.ConfigDict(old)
-  encoder = make_encoder(old, module_specs(old))
-  assert encoder.matmul_precision == 'highest'
-  assert {s.implementation for s in encoder.specs} == {'cpu'}
+    del old['model'][key]
+  del old['analysis']
+  io.write_json(str(tmp_path / 'config.json'), old)
+  loaded = load_config(str(tmp_path))
+  encoder = make_encoder(loaded.model, module_specs(loaded.model))
+  assert encoder.matmul_precision == 'highest' and loaded.model.compute_dtype == 'float32'
+  assert {s.implementation for s in encoder.specs} == {'cpu'} and loaded.model.channels == 16
+  assert loaded.analysis.to_dict() == analysis_config().to_dict()

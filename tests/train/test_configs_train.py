@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from sim_jax.models import encode
-from sim_jax.train.checkpoint import CheckpointError, load_trained_encoder
+from sim_jax.checkpoints import CheckpointError
+from sim_jax.workdir import load_trained_encoder
 from sim_jax.train.loop import train_and_evaluate
 from tests.train.helpers import small_config
 

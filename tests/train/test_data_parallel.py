@@ -14,7 +14,8 @@ SCRIPT = textwrap.dedent('''
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     from sim_jax.config import model_config, train_config
     import ml_collections
-    from sim_jax.train.step import create_train_state, make_train_step
+    from sim_jax.state import create_train_state
+    from sim_jax.train.step import make_train_step
     assert jax.device_count() == 4
     config = ml_collections.ConfigDict(dict(model=model_config('sim'), train=train_config('deboer')))
     # BatchNorm off: a conv bias before BatchNorm has a round-off-only gradient that Adam turns into ±lr

@@ -1,4 +1,4 @@
-"""Which encoder checkpoint the later stages read (issue 15, item 1): the last one by default, as the
+"""Which encoder checkpoint the later stages read: the last one by default, as the
 original; a `best` one only on request, chosen on training items held out from training, never on the
 test split."""
 
@@ -10,7 +10,8 @@ import pytest
 
 from sim_jax import io
 from sim_jax.data import hold_out, make_source
-from sim_jax.train.checkpoint import checkpoint_steps, load_trained_encoder
+from sim_jax.checkpoints import checkpoint_steps
+from sim_jax.workdir import load_trained_encoder
 from sim_jax.train.loop import train_and_evaluate
 from tests.conftest import REPO
 from tests.train.helpers import small_config

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from sim_jax import io
-from sim_jax.train.checkpoint import Checkpoints, load_config
-from sim_jax.train.step import create_train_state
+from sim_jax.state import create_train_state
+from sim_jax.workdir import load_config, training_checkpoints
 from tests.conftest import REPO
 
 # Runs train.py with the pipeline's batch maker wrapped to append the rows this process loads.
@@ -101,7 +101,7 @@ def test_two_processes_train_like_one_with_four_devices(tmp_path):
   # the pair's checkpoint restores in one process and holds the same parameters
   config = load_config(str(tmp_path / 'pair'))
   _, template = create_train_state(config, jax.random.PRNGKey(1))
-  restored = [Checkpoints(str(tmp_path / name)).restore(template) for name in ('one', 'pair')]
+  restored = [training_checkpoints(str(tmp_path / name)).restore(template) for name in ('one', 'pair')]
   assert int(restored[1].step) == 2
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6),
                          restored[1].params, restored[0].params)

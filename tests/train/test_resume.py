@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from sim_jax import io
-from sim_jax.train.checkpoint import CheckpointError, checkpoint_steps, load_trained_encoder
+from sim_jax.checkpoints import CheckpointError, checkpoint_steps
+from sim_jax.workdir import load_trained_encoder
 from sim_jax.train.loop import train_and_evaluate
 from tests.conftest import REPO
 from tests.train.helpers import small_config

@@ -13,7 +13,9 @@ import pytest
 
 from sim_jax.config import model_config, train_config
 from sim_jax.models import draw_randomness, greedy_loss
-from sim_jax.train.step import active_modules, create_train_state, make_mesh, make_train_step
+from sim_jax.parallel import make_mesh
+from sim_jax.state import create_train_state
+from sim_jax.train.step import active_modules, make_train_step
 
 BATCH, SAMPLES = 4, 3000
 

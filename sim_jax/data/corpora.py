@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from sim_jax.data.common import BAD_FILE_POLICIES
+from sim_jax.data.errors import BAD_FILE_POLICIES
 
 CORPORA = ('librispeech', 'deboer', 'demo')
 SPLITS = ('train', 'test')
