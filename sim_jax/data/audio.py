@@ -1,4 +1,11 @@
-"""Reading audio files: header checks, truncated-WAV detection and whole-file decoding to float32."""
+"""Reading audio files: header checks, truncated-WAV detection and whole-file decoding to float32.
+
+`read_audio` reads a corpus file that must already be mono at a known rate (LibriSpeech, de Boer);
+`load_audio_file` reads any file libsndfile decodes (WAV, FLAC, OGG/Vorbis/Opus, MP3 from libsndfile
+1.1.0 on, AIFF, ...) at any rate and channel count, mixes it down to mono and resamples it to 16 kHz
+(the folder corpus). Both run the same damage checks and return a one-line problem string instead
+of raising, for the caller's bad-file policy.
+"""
 
 import os
 import struct
@@ -6,8 +13,13 @@ import struct
 import numpy as np
 import soundfile as sf
 
+from sim_jax.data.resample import resample
+
 SAMPLE_RATE = 16000  # every corpus is read (or resampled) at 16 kHz
 FRAME_HOP = 160  # samples per 10-ms frame at 16 kHz: the encoder's total stride and the phone-label rate
+# An MP3 header's frame count is an estimate where the file has no Xing/Info frame: decoding may
+# fall short of it by this fraction without the file being cut (a cut one falls far shorter).
+_DECLARED_FRAMES_SLACK = {'MP3': 0.02}
 
 
 def wav_truncation(path: str) -> str | None:
@@ -33,22 +45,40 @@ def wav_truncation(path: str) -> str | None:
       f.seek(n + (n & 1), os.SEEK_CUR)
 
 
-def audio_header(path: str, expected_rate: int):
-  """The file's `soundfile.info` if it is a non-empty mono file at `expected_rate`, else a one-line
-  problem string (empty, unreadable header, not mono, wrong sample rate, no samples)."""
+def audio_header(path: str, expected_rate: int | None = None, mono: bool = True):
+  """The file's `soundfile.info` if it is a non-empty audio file (mono at `expected_rate` unless
+  `mono=False` / `expected_rate=None`), else a one-line problem string (no such file, empty,
+  unreadable header, not mono, wrong sample rate, no samples)."""
+  if not os.path.isfile(path):
+    return 'no such file'
   if os.path.getsize(path) == 0:
     return 'empty file (0 bytes)'
   try:
     info = sf.info(path)
   except (RuntimeError, sf.LibsndfileError) as e:
     return f'not a readable audio file (corrupt or truncated header): {e}'
-  if info.channels != 1:
+  if mono and info.channels != 1:
     return f'{info.channels} channels, expected mono'
-  if info.samplerate != expected_rate:
+  if expected_rate is not None and info.samplerate != expected_rate:
     return f'sample rate {info.samplerate} Hz, expected {expected_rate} Hz'
   if info.frames <= 0:
-    return 'no audio samples'
+    return 'no audio samples (empty, or cut before its first audio packet)'
   return info
+
+
+def _decode(path: str, info, dtype: str) -> np.ndarray | str:
+  """All samples of a file whose header `info` passed `audio_header`: (T,) or (T, C) of `dtype`, or
+  a problem string if its data are cut short or corrupt."""
+  cut = wav_truncation(path)
+  if cut:
+    return cut
+  try:
+    audio, _ = sf.read(path, dtype=dtype, always_2d=False)  # (T,) or (T, C)
+  except (RuntimeError, sf.LibsndfileError) as e:
+    return f'corrupt or truncated audio data: {e}'
+  if len(audio) < info.frames * (1 - _DECLARED_FRAMES_SLACK.get(info.format, 0.0)):
+    return f'truncated: the header declares {info.frames} samples, only {len(audio)} could be decoded'
+  return audio
 
 
 def read_audio(path: str, expected_rate: int, dtype: str = 'float32') -> np.ndarray | str:
@@ -61,13 +91,26 @@ def read_audio(path: str, expected_rate: int, dtype: str = 'float32') -> np.ndar
   info = audio_header(path, expected_rate)
   if isinstance(info, str):
     return info
-  cut = wav_truncation(path)
-  if cut:
-    return cut
-  try:
-    audio, _ = sf.read(path, dtype=dtype, always_2d=False)  # (T,)
-  except (RuntimeError, sf.LibsndfileError) as e:
-    return f'corrupt or truncated audio data: {e}'
-  if len(audio) < info.frames:
-    return f'truncated: the header declares {info.frames} samples, only {len(audio)} could be decoded'
-  return audio
+  return _decode(path, info, dtype)
+
+
+def load_audio_file(path: str, resampler: str = 'sinc') -> tuple[np.ndarray, dict] | str:
+  """Decodes any file soundfile reads to 16-kHz mono float32 in [-1, 1].
+
+  Several channels are averaged into one; another sample rate is resampled with `resampler`
+  ('sinc': the de Boer cache's torchaudio-equivalent resampler | 'soxr_hq'). Returns ((T,) float32,
+  {'sample_rate': the file's rate, 'channels': its channels, 'frames': its samples per channel,
+  'format': libsndfile's format name, e.g. 'FLAC'}), or a one-line problem string (no such file,
+  empty, not audio, truncated, corrupt) for the caller's bad-file policy.
+  """
+  info = audio_header(path, mono=False)
+  if isinstance(info, str):
+    return info
+  audio = _decode(path, info, 'float32')
+  if isinstance(audio, str):
+    return audio
+  if audio.ndim == 2:
+    audio = audio.mean(axis=1, dtype=np.float32)  # (T,)
+  audio = resample(audio, info.samplerate, SAMPLE_RATE, resampler)
+  return np.asarray(audio, np.float32), {'sample_rate': int(info.samplerate), 'channels': int(info.channels),
+                                         'frames': int(info.frames), 'format': str(info.format)}
