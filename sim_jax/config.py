@@ -29,11 +29,17 @@ def model_config(kind: str) -> ml_collections.ConfigDict:
   ))
 
 
+def _crops(dataset: str) -> bool:
+  """Whether the corpus trains on crops of longer clips: LibriSpeech and a folder of your own get its
+  recipe, the de Boer words and the demo the de Boer one."""
+  return dataset in ('librispeech', 'folder')
+
+
 def train_config(dataset: str) -> ml_collections.ConfigDict:
   """Training-loop settings; the original's recipe (§3): Adam 2e-4, constant rate."""
   return ml_collections.ConfigDict(dict(
-      num_epochs=100 if dataset == 'librispeech' else 1000,
-      batch_size=8 if dataset == 'librispeech' else 64,  # global batch, sharded over devices
+      num_epochs=100 if _crops(dataset) else 1000,
+      batch_size=8 if _crops(dataset) else 64,  # global batch, sharded over devices
       learning_rate=2e-4,
       layerwise=False,            # True: one module at a time, in order (the original GIM's layer-wise mode)
       steps_per_epoch=-1,         # -1: the whole split; n: at most n steps (quick runs)
@@ -56,8 +62,11 @@ def probe_config(dataset: str) -> ml_collections.ConfigDict:
   ('auto') and each task's recipe (None = `sim_jax.probe.tasks.recipe`: learning rate, epochs, items
   per step, clipping, order). Every other value is a deliberate change, recorded in results.json.
   """
+  tasks = {'librispeech': 'speakers', 'folder': ''}
   return ml_collections.ConfigDict(dict(
-      task='speakers' if dataset == 'librispeech' else 'syllables',  # speakers | phones | syllables | vowels
+      # speakers | phones | syllables | vowels; folder: a label column of its CSV ('' = the first one), or
+      # the label column of config.data.frame_labels (frame-wise)
+      task=tasks.get(dataset, 'syllables'),
       # auto: as the original's bias flag picks it — bias: 'context' (the GRU), no bias: the last
       # Gaussian-head module; or context | module_<i> | layer_<j> (conv layer j of the stack)
       source='auto',
@@ -92,9 +101,9 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
                                   # runs (LitDecoder.encode → get_latents; GIM / CPC: their mean, as the original);
                                   # mean: decode the mean head (an option, not the original's)
       loss='mse',                 # mse | stft | mel | fft | mse+stft | mse+mel | mse+fft (the README runs use mse)
-      num_epochs=200 if dataset != 'librispeech' else 50,
+      num_epochs=50 if _crops(dataset) else 200,
       learning_rate=2e-4,
-      batch_size=64 if dataset != 'librispeech' else 8,
+      batch_size=8 if _crops(dataset) else 64,
       steps_per_epoch=-1,         # -1: the whole training split; n: at most n steps (quick runs)
       eval_steps=-1,              # test batches per epoch; -1: the whole test split
       log_every_steps=10,         # train-loss records in metrics.jsonl
@@ -107,7 +116,8 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
       interpolation_steps=10,     # steps from one item to the other, both ends included
       partial_dims=64,            # k: partial interpolation of the k dims differing most (capped at the width)
       sweep_dims='',              # comma-separated dims to sweep, e.g. '3,17'; '' = from the probe, see sweep_task
-      sweep_task='speakers' if dataset == 'librispeech' else 'vowels',  # probe whose weights pick the sweep dims
+      # the probe task whose weights pick the sweep dims; folder: '' = config.probe.task (or its first column)
+      sweep_task={'librispeech': 'speakers', 'folder': ''}.get(dataset, 'vowels'),
       num_sweeps=3,               # dims swept when sweep_dims is '' (probe's largest weights, else largest std)
       sweep_steps=7,              # values per sweep, from -sweep_sigmas to +sweep_sigmas standard deviations
       sweep_sigmas=3.0,
@@ -132,6 +142,9 @@ def analysis_config() -> ml_collections.ConfigDict:
                                   # their mean, as the original); mean: the mean heads (an option, not the original's)
       checkpoint='latest',        # encoder checkpoint analysed: latest (the original's) | best | <step>
       max_items=-1,               # -1: every item of each split; n: a random n before encoding (quick runs)
+      # the label that colours the t-SNE first, picks the 3-D scatter's channels and the probes the report
+      # suggests; '' = the original's (vowel, else syllable, else speaker); folder: '' = the probe's task column
+      label='',
       drop_last=True,             # only whole loader batches, as the original's loaders (a random floor(N/B)·B items);
                                   # False: every item (an option)
       # t-SNE, 3-D scatter, histograms: the original's post-hoc loader batch (main_lat_space.py:91)
@@ -165,7 +178,7 @@ def wandb_config() -> ml_collections.ConfigDict:
 
 
 def base_config(dataset: str, kind: str) -> ml_collections.ConfigDict:
-  """A complete experiment config for `dataset` (librispeech|deboer|demo) and `kind` (sim|gim|cpc)."""
+  """A complete experiment config for `dataset` (librispeech|deboer|demo|folder) and `kind` (sim|gim|cpc)."""
   from sim_jax.data import default_data_config  # the data package owns its defaults
   config = ml_collections.ConfigDict()
   config.seed = 0

@@ -7,6 +7,7 @@ Layout (each stage writes its own part; every file is written atomically):
                          epoch; `<step>.damaged`: one found damaged on resume, moved aside
   best/<step>/           train.select_best=True only: the lowest loss on the held-out training items
   heldout_items.json     train.select_best=True only: which training items were held out
+  data_split.json        corpora split by settings (folder): which files trained and which test
   metrics.jsonl          per-fetch train metrics and per-epoch validation metrics; loss_curves.png
   probes/<name>/         probe.py: results.json, figures, weights.npz; probes/cache/: cached features
   decoder/module_<i>/    decode.py: the decoder's checkpoints, WAVs, figures, results.json
@@ -26,6 +27,7 @@ import ml_collections
 from sim_jax import io
 from sim_jax.checkpoints import CheckpointError, Checkpoints, checkpoint_steps, read_checkpoint
 from sim_jax.config import base_config
+from sim_jax.data import default_data_config
 from sim_jax.models import Encoder, make_encoder, module_specs
 from sim_jax.state import create_train_state
 
@@ -33,6 +35,7 @@ CONFIG_FILE = 'config.json'
 CHECKPOINTS = 'checkpoints'
 BEST = 'best'
 HELDOUT_FILE = 'heldout_items.json'
+SPLIT_FILE = 'data_split.json'
 METRICS_FILE = 'metrics.jsonl'
 LOSS_CURVES = 'loss_curves.png'
 PROBES = 'probes'
@@ -44,7 +47,8 @@ REPORT = 'report'
 # other difference from the workdir's config.json stops the resume (`record_settings`).
 CHANGEABLE_ON_RESUME = ('train.num_epochs', 'train.checkpoint_every_', 'train.keep_every_epochs',
                         'train.keep_recent', 'train.log_every_steps', 'train.eval_steps',
-                        'train.distributed', 'data.root', 'data.cache_dir', 'data.num_threads',
+                        'train.distributed', 'data.root', 'data.manifest', 'data.frame_labels',
+                        'data.cache_dir', 'data.num_threads',
                         'data.decoded_cache', 'data.prefetch', 'data.on_bad_file', 'wandb.', 'probe.',
                         'decoder.', 'analysis.')
 
@@ -106,16 +110,47 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(_backfill(stored, defaults))
 
 
+# What says where the data are and which items they make (the split, the crops): a later stage (or a
+# rerun) leaving one of these at its corpus default reads the training run's (`with_training_data_root`).
+TRAINING_DATA_KEYS = ('root', 'manifest', 'frame_labels', 'test_fraction', 'split_by', 'split_seed',
+                      'item_length', 'min_length', 'resampler')
+
+
 def with_training_data_root(config: ml_collections.ConfigDict, trained_config) -> ml_collections.ConfigDict:
-  """`config` with the training run's data.root (`trained_config`, a workdir's config.json) when its
-  own is empty and both name the same corpus: a rerun of train.py and the later stages then read the
-  data the encoder was trained on without repeating the flag."""
-  if config.data.root or config.data.name != trained_config.data.name or not trained_config.data.root:
+  """`config` with the training run's data location and items (`trained_config`, a workdir's
+  config.json): each TRAINING_DATA_KEYS setting `config` leaves at its corpus default while the
+  training run set it, when both name the same corpus. A rerun of train.py and the later stages then
+  read the data the encoder was trained on — a folder corpus split the same way — without repeating
+  the flags; one line on stderr names what was taken."""
+  if config.data.name != trained_config.data.name:
+    return config
+  defaults = default_data_config(config.data.name)
+  taken = [k for k in TRAINING_DATA_KEYS if k in config.data and k in trained_config.data
+           and config.data[k] == defaults[k] and trained_config.data[k] != defaults[k]]
+  if not taken:
     return config
   config = config.copy_and_resolve_references()
-  config.data.root = trained_config.data.root
-  print(f'data: {config.data.root} (the training run\'s config.data.root)', file=sys.stderr)
+  for key in taken:
+    config.data[key] = trained_config.data[key]
+  print('data: ' + ', '.join(f'{k}={config.data[k]}' for k in taken) + " (the training run's config.data)",
+        file=sys.stderr)
   return config
+
+
+def record_split(workdir: str, record: dict, *, resuming: bool) -> None:
+  """Write a corpus split computed from settings (`Source.split_record`: its settings and the names of
+  each split) to `<workdir>/data_split.json`. A run `resuming` from its checkpoints must see the split
+  it started with: another one (files added, removed or renamed) raises WorkdirError naming the first
+  differences."""
+  path = os.path.join(workdir, SPLIT_FILE)
+  if resuming and os.path.exists(path):
+    old = io.read_json(path)
+    differ = sorted(set(old['train']) ^ set(record['train'])) + sorted(set(old['test']) ^ set(record['test']))
+    if differ:
+      raise WorkdirError(f'{workdir} was trained on another split of {record["manifest"] or record["root"]}: '
+                         f'{len(differ)} file(s) moved, added or removed (first: {", ".join(differ[:3])}; '
+                         f'see {path}); restore the folder as it was, or train in a new --workdir')
+  io.write_json(path, record)
 
 
 def _flat(tree: dict, prefix: str = '') -> dict:

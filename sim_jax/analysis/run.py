@@ -32,7 +32,7 @@ from sim_jax import io
 from sim_jax import workdir as workdir_lib
 from sim_jax.analysis import entanglement, latents, report, weights
 from sim_jax.models import head_modules
-from sim_jax.probe import Features, cached_features, extract, feature_source
+from sim_jax.probe import Features, cached_features, extract, feature_source, make_task
 from sim_jax.workdir import TrainedEncoder
 
 FIGURES = os.path.join(workdir_lib.REPORT, 'figures')  # inside the workdir
@@ -47,6 +47,7 @@ _PROBES = {
              ('vowels', '{module}', False), ('speakers', '{module}', False)),
     'librispeech': (('speakers', 'context', True), ('phones', 'context', True),
                     ('speakers', '{module}', False)),
+    'folder': (('{label}', 'context', True), ('{label}', '{module}', False)),  # config.analysis.label's column
 }
 
 
@@ -57,10 +58,11 @@ class AnalysisError(ValueError):
 class Commands:
   """The shell commands that fill a workdir's sections (shown where a section is missing)."""
 
-  def __init__(self, config_file: str, workdir: str, dataset: str, module: int):
+  def __init__(self, config_file: str, workdir: str, dataset: str, module: int, label: str = ''):
     self.base = f'--config={config_file} --workdir={workdir}'
     self.dataset = dataset
     self.module = module
+    self.label = label
 
   def train(self) -> str:
     """The training command."""
@@ -72,7 +74,7 @@ class Commands:
     for task, source, with_bias in _PROBES[self.dataset]:
       if bias is None or with_bias == bias:
         extra = '' if with_bias else ' --config.probe.bias=False'
-        out.append(f'python probe.py {self.base} --config.probe.task={task} '
+        out.append(f'python probe.py {self.base} --config.probe.task={task.format(label=self.label)} '
                    f'--config.probe.source={source.format(module=f"module_{self.module}")}{extra}')
     return out
 
@@ -288,6 +290,7 @@ class AnalysisData:
   items: dict                 # items analysed per data set: {'t-SNE', 'histograms', 'total correlation'}
   features: str               # what was read: 'sample' (SIM draws) or 'mean'
   title: str                  # e.g. 'SIM module 2 (sample)'
+  label: str = ''             # the label chosen (`analysis_label`, label_names[0]); '' = the original's choice
 
 
 def effective_features(cfg, trained: TrainedEncoder) -> str:
@@ -340,19 +343,36 @@ def _features(config, trained: TrainedEncoder, workdir: str, name: str, source, 
                          data_config=config.data, **common)
 
 
+def analysis_label(config) -> str:
+  """The label the report colours and chooses by: config.analysis.label; on a folder corpus, where it
+  is '', the probe task's column; else '' (the original's choices: vowels for the 3-D scatter)."""
+  if config.analysis.label or config.data.name != 'folder':
+    return config.analysis.label
+  return make_task(config.probe.task, config.data.name, config.data).label
+
+
 def load_analysis_data(config, trained: TrainedEncoder, workdir: str, module: int) -> AnalysisData:
   """The three data sets of the analyses (see AnalysisData) and their features."""
   cfg = config.analysis
   rng = np.random.default_rng(cfg.seed)
   features = effective_features(cfg, trained)
-  labelled_variant = 'words' if config.data.name == 'librispeech' else 'syllables'
+  labelled_variant = data_lib.LABELLED_VARIANT[config.data.name]
   labelled = _split_source(config, cfg.tsne_split, labelled_variant, rng)
   chosen = loader_items(len(labelled), cfg.batch_size, cfg.drop_last, rng,
                         f'{config.data.name} {cfg.tsne_split} {labelled_variant}')
-  if len(chosen) < 3:
-    raise AnalysisError(f'{config.data.name} {cfg.tsne_split} split: {len(chosen)} items; the analysis '
-                        'needs at least 3 (config.analysis.max_items)')
   label_names = [k for k in labelled.labels if k in labelled.class_names]
+  label = analysis_label(config)
+  if label:
+    if label not in label_names:
+      raise AnalysisError(f'config.analysis.label={label!r}: the {config.data.name} {labelled_variant} items have '
+                          f'the labels {", ".join(label_names) or "none"}')
+    label_names = [label] + [k for k in label_names if k != label]
+  if label_names:  # items without the first label are left out; labels some of the rest lack are not drawn
+    chosen = chosen[labelled.labels[label_names[0]][chosen] >= 0]
+    label_names = [k for k in label_names if np.all(labelled.labels[k][chosen] >= 0)]
+  if len(chosen) < 3:
+    raise AnalysisError(f'{config.data.name} {cfg.tsne_split} split: {len(chosen)} labelled items; the analysis '
+                        'needs at least 3 (config.analysis.max_items)')
   module_name = f'module_{module}'
   context = _features(config, trained, workdir, 'context', labelled, False, features, 0).pooled[chosen]
   pooled = _features(config, trained, workdir, module_name, labelled, False, features, 1).pooled[chosen]
@@ -367,7 +387,7 @@ def load_analysis_data(config, trained: TrainedEncoder, workdir: str, module: in
       labelled.class_names, label_names, {k: labelled.labels[k][chosen] for k in label_names}, context,
       pooled, histogram, kde,
       {'t-SNE': len(chosen), 'histograms': len(histogram_items), 'total correlation': len(kde_source)},
-      features, f'{trained.config.model.kind.upper()} module {module} ({features})')
+      features, f'{trained.config.model.kind.upper()} module {module} ({features})', label)
 
 
 def latents_section(data: AnalysisData, cfg, workdir: str) -> dict:
@@ -385,7 +405,7 @@ def latents_section(data: AnalysisData, cfg, workdir: str) -> dict:
                     path('tsne_context.png'), f't-SNE of the time-averaged context, fitted on '
                     f'{len(embedding)} {cfg.tsne_split} items, {len(shown)} shown')
 
-  scatter_label = next((k for k in _SCATTER_LABELS if k in data.label_names), primary)
+  scatter_label = data.label or next((k for k in _SCATTER_LABELS if k in data.label_names), primary)
   y = labels[scatter_label]
   channels, f_stat = latents.informative_channels(data.pooled, y, 3)
   scattered = latents.per_class_subset(y, max(1000 // len(data.class_names[scatter_label]), 1), rng)
@@ -510,7 +530,7 @@ def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = 
     module = analysed_module(trained, cfg.module)
     data = load_analysis_data(config, trained, workdir, module)
     model = trained.config.model
-    labelled = 'crops' if config.data.name == 'librispeech' else 'syllables'
+    labelled = 'crops' if config.data.name in data_lib.CROPPED else 'syllables'
     run = {'workdir': os.path.abspath(workdir), 'kind': model.kind, 'dataset': trained.config.data.name,
            'channels': model.channels, 'gru_hidden': model.gru_hidden,
            'checkpoint': os.path.relpath(trained.path, workdir), 'encoder_step': trained.step,
@@ -527,7 +547,8 @@ def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = 
             'encoder_checkpoint': os.path.relpath(trained.path, workdir), 'encoder_step': trained.step,
             'module': module, 'features': data.features, 'items': data.items}}}
   results['run']['name'] = os.path.basename(os.path.abspath(workdir))
-  commands = Commands(config_file or default_config_file(trained_config), workdir, config.data.name, module)
+  label = results['run']['items']['']['values']['labels'].split(', ')[0]
+  commands = Commands(config_file or default_config_file(trained_config), workdir, config.data.name, module, label)
   results.update(training=training_section(workdir, commands), probes=probes_section(workdir, commands),
                  weights=weights_section(workdir, commands), decoder=decoder_section(workdir, commands))
   results['summary'] = summary_section(results)

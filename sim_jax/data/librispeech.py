@@ -6,11 +6,10 @@ Layout under `config.data.root`:
   LibriSpeech100_labels_split/converted_aligned_phones.txt               `id p1 p2 ...` (41 classes)
 
 Variants:
-  'words'      — 20480-sample crops (1.28 s), the encoder's and speaker probe's training items. The
-                 crop of item i in a batch starts at a multiple of 160 samples (frames line up with
-                 the 10-ms phone labels), chosen uniformly from every start that fits, as a function of
-                 (crop_key, i) — `batches` derives crop_key from (seed, epoch, step), so a batch is
-                 reproducible and resuming is exact. Only the crop's frames are decoded.
+  'words'      — 20480-sample crops (1.28 s), the encoder's and speaker probe's training items, drawn
+                 as `ClipSource` draws them (a start at a multiple of 160 samples, uniform over every
+                 start that fits, a function of the batch's crop key and the item). Only the crop's
+                 frames are decoded.
                  Differences from the original (which draws from range(160, len − 20480, 160)): start
                  0 and the last fitting start are allowed, and an utterance shorter than a crop (the
                  original crashes) is read whole and zero-padded at the end.
@@ -40,12 +39,11 @@ import soundfile as sf
 from tqdm import tqdm
 
 from sim_jax import io
-from sim_jax.data.audio import FRAME_HOP, SAMPLE_RATE, audio_header, read_audio
+from sim_jax.data.audio import SAMPLE_RATE, audio_header, read_audio
 from sim_jax.data.cache import (file_stats, fingerprint, load_json_cache, load_npz_cache, resolve_cache_dir,
                                 save_json_cache, warn_damaged_cache)
 from sim_jax.data.errors import BadFiles, DataError, logger
-from sim_jax.data.keys import mix_key_array
-from sim_jax.data.source import Source
+from sim_jax.data.source import ClipSource
 
 CROP_LENGTH = 20480
 NUM_PHONES = 41
@@ -245,7 +243,7 @@ class PhoneLabels:
     return self._values[self._offsets[k]:self._offsets[k + 1]].astype(np.int32)
 
 
-class LibriSpeechSource(Source):
+class LibriSpeechSource(ClipSource):
   """LibriSpeech train-clean-100 items of one CPC split: crops ('words') or whole 'utterances'."""
 
   corpus = 'librispeech'
@@ -267,78 +265,49 @@ class LibriSpeechSource(Source):
     audio_dir = os.path.join(root, AUDIO_DIR)
     if not os.path.isdir(audio_dir):
       raise DataError(f'LibriSpeech audio folder {audio_dir} does not exist; {DOWNLOAD_HINT}')
-    self.num_threads = int(data_config.get('num_threads', 2))
-    entries, missing, key = _manifest(root, split, ids, self.cache_dir, self.num_threads)
+    num_threads = int(data_config.get('num_threads', 2))
+    entries, missing, key = _manifest(root, split, ids, self.cache_dir, num_threads)
     if missing and (split_file, len(missing)) not in _warned:
       _warned.add((split_file, len(missing)))
       logger.warning('LibriSpeech %s: %d of the %d ids in %s have no audio under %s (a partial '
                      'download?); they are skipped', split, len(missing), len(ids), split_file,
                      audio_dir)
-    self._bad = BadFiles(data_config.on_bad_file, f'LibriSpeech {split}')
+    self.bad = BadFiles(data_config.on_bad_file, f'LibriSpeech {split}')
     names, lengths = [], []
     for utt, entry in entries.items():
       if isinstance(entry, str):
-        self._bad.report(audio_path(root, utt), entry)
+        self.bad.report(audio_path(root, utt), entry)
       else:
         names.append(utt)
         lengths.append(entry)
-    self._bad.summary(len(entries))
+    self.bad.summary(len(entries))
     if not names:
       raise DataError(f'none of the {len(ids)} ids in {split_file} has usable audio under '
                       f'{audio_dir}; {DOWNLOAD_HINT}')
     self.lengths = np.array(lengths, np.int64)  # (N,) samples per utterance
-    self._paths = [audio_path(root, utt) for utt in names]
+    self.paths = [audio_path(root, utt) for utt in names]
     self._decoded = None  # (samples, offsets, problems) with config.data.decoded_cache
     if data_config.get('decoded_cache', False):
-      self._decoded = decoded_cache(self._paths, self.lengths, self.cache_dir, split, key,
-                                    self.num_threads)
+      self._decoded = decoded_cache(self.paths, self.lengths, self.cache_dir, split, key, num_threads)
     speaker_index = {s: k for k, s in enumerate(speakers)}
     labels = {'speaker': [speaker_index[u.split('-')[0]] for u in names]}
-    self.crop_length = CROP_LENGTH
     super().__init__(split=split, variant=variant, names=names,
                      item_length=CROP_LENGTH if variant == 'words' else None, labels=labels,
-                     class_names={'speaker': speakers}, skipped=self._bad.skipped)
+                     class_names={'speaker': speakers}, skipped=self.bad.skipped,
+                     crop_length=CROP_LENGTH, num_threads=num_threads)
     self._phones = None
-    self._pool = None
 
-  def crop_starts(self, indices: np.ndarray, crop_key: int) -> np.ndarray:
-    """(n,) int64 crop starts of items `indices` under `crop_key`: multiples of 160, in range.
-
-    Uniform over {0, 160, ..., L' − 20480} with L' the length rounded down to a multiple of 160;
-    0 for utterances shorter than a crop.
-    """
-    indices = np.asarray(indices, np.int64)
-    usable = self.lengths[indices] - self.lengths[indices] % FRAME_HOP
-    choices = np.maximum((usable - self.crop_length) // FRAME_HOP + 1, 1).astype(np.uint64)
-    draws = mix_key_array(crop_key, indices)
-    return (draws % choices).astype(np.int64) * FRAME_HOP
-
-  def _read(self, i: int, start: int, frames: int) -> np.ndarray | None:
-    """Samples [start, start + frames) of item i, or None if the file is broken (policy 'skip').
-
-    From the decoded cache when there is one, else decoded from the FLAC file.
-    """
-    path = self._paths[i]
+  def decode(self, i: int, start: int, frames: int) -> np.ndarray | str:
+    """Samples [start, start + frames) of item i: from the decoded cache when there is one, else
+    decoded from its FLAC file; a problem string if the file is broken."""
     if self._decoded is not None:
       samples, offsets, problems = self._decoded
-      problem = problems[i]
-      if not problem:
-        begin = int(offsets[i]) + start
-        return samples[begin:begin + frames].astype(np.float32) * np.float32(1 / 32768)  # (frames,)
-    else:
-      problem = self._decode(i, start, frames)
-      if not isinstance(problem, str):
-        return problem
-    if all(p != path for p, _ in self._bad.skipped):
-      self._bad.report(path, problem)
-      logger.warning('LibriSpeech %s: skipping %s: %s', self.split, path, problem)
-    return None
-
-  def _decode(self, i: int, start: int, frames: int) -> np.ndarray | str:
-    """Samples [start, start + frames) of item i decoded from its FLAC file, or a problem string."""
-    path = self._paths[i]
+      if problems[i]:
+        return problems[i]
+      begin = int(offsets[i]) + start
+      return samples[begin:begin + frames].astype(np.float32) * np.float32(1 / 32768)  # (frames,)
     try:
-      with sf.SoundFile(path) as f:
+      with sf.SoundFile(self.paths[i]) as f:
         f.seek(start)
         audio = f.read(frames, dtype='float32', always_2d=False)  # (frames,)
       if len(audio) < frames:
@@ -347,50 +316,6 @@ class LibriSpeechSource(Source):
       return audio
     except (RuntimeError, sf.LibsndfileError) as e:
       return f'corrupt or truncated audio data: {e}'
-
-  def _map(self, fn, *args) -> list:
-    """fn over the argument lists, on `num_threads` decode threads (libsndfile releases the GIL)."""
-    if self.num_threads <= 1:
-      return list(map(fn, *args))
-    if self._pool is None:
-      self._pool = concurrent.futures.ThreadPoolExecutor(self.num_threads)
-    return list(self._pool.map(fn, *args))
-
-  def load(self, indices: np.ndarray, crop_key: int, pad_to: int | None = None
-           ) -> dict[str, np.ndarray]:
-    """Crops ('words': audio (n, 20480)) or padded whole utterances ('utterances').
-
-    'utterances' returns audio (n, Tmax) zero-padded to max(pad_to, longest) rounded up to a multiple
-    of 160, plus 'length' (n,) int32. Every variant returns 'valid' (n,) float32, 0 for rows whose
-    file turned out broken (zeros, policy 'skip'), and 'speaker' (n,) int32.
-    """
-    indices = np.asarray(indices, np.int64)
-    if self.variant == 'words':
-      starts = self.crop_starts(indices, crop_key)
-      frames = np.minimum(self.lengths[indices] - starts, self.crop_length)
-      width = self.crop_length
-    else:
-      starts = np.zeros(len(indices), np.int64)
-      frames = self.lengths[indices]
-      longest = max(int(frames.max()) if len(frames) else 0, pad_to or 0)
-      width = -(-longest // FRAME_HOP) * FRAME_HOP
-    pieces = self._map(self._read, indices.tolist(), starts.tolist(), frames.tolist())
-    audio = np.zeros((len(indices), width), np.float32)  # (n, T)
-    valid = np.ones(len(indices), np.float32)
-    for row, piece in enumerate(pieces):
-      if piece is None:
-        valid[row] = 0.0
-      else:
-        audio[row, :len(piece)] = piece
-    out = {'audio': audio, 'valid': valid, **self.label_arrays(indices)}
-    if self.variant == 'utterances':
-      out['length'] = frames.astype(np.int32)
-    return out
-
-  def load_utterance(self, i: int) -> np.ndarray:
-    """The whole utterance i, (T,) float32 (a broken file: DataError, or zeros under 'skip')."""
-    audio = self._read(i, 0, int(self.lengths[i]))
-    return np.zeros(int(self.lengths[i]), np.float32) if audio is None else audio
 
   def frame_labels(self, i: int) -> np.ndarray:
     """(F,) int32 per-10-ms phone labels (41 classes) of utterance i from the alignment file."""

@@ -181,7 +181,7 @@ class Batches:
     self.close()
 
   def __next__(self) -> dict:
-    """The next batch dict: 'audio', labels, 'index', 'mask' (+ 'length' for utterances)."""
+    """The next batch dict: 'audio', labels, 'index', 'mask' (+ 'length' for clip corpora)."""
     if self._stop.is_set() and (self._queue is None or self._queue.empty()):
       raise StopIteration
     if self._queue is None:
@@ -222,8 +222,9 @@ def batches(source, batch_size: int, *, seed: int, epoch: int, shuffle: bool, dr
   """Iterates one epoch of `source` in batches of `batch_size` (the global batch).
 
   Yields dicts: 'audio' (B, T) float32, each label of the source (B,) int32, 'index' (B,) int32 (item
-  indices), 'mask' (B,) float32 (1 real, 0 padding or a broken file skipped) — and for variable-length
-  sources 'length' (B,) int32 with audio zero-padded to the batch's longest item (multiple of 160).
+  indices), 'mask' (B,) float32 (1 real, 0 padding or a broken file skipped) — and for clip corpora
+  (`ClipSource`) 'length' (B,) int32, the real samples of each row: whole clips are zero-padded to the
+  batch's longest (a multiple of 160), a crop of a clip shorter than a crop past its end.
   Without `sharding`: numpy arrays. With a NamedSharding over a 1-axis mesh (batch along axis 0):
   global jax Arrays; each process loads only the rows of its own devices.
   `prefetch` batches are made ahead on a background thread (0: in the caller's thread).

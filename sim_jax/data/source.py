@@ -1,9 +1,14 @@
-"""The `Source` interface every corpus implements, and `ArraySource` for corpora held in memory."""
+"""The `Source` interface every corpus implements, `ArraySource` for corpora held in memory and
+`ClipSource` for corpora of variable-length clips read a piece at a time."""
+
+import concurrent.futures
+import copy
 
 import numpy as np
 
-from sim_jax.data.audio import SAMPLE_RATE
-from sim_jax.data.errors import DataError
+from sim_jax.data.audio import FRAME_HOP, SAMPLE_RATE
+from sim_jax.data.errors import BadFiles, DataError, logger
+from sim_jax.data.keys import mix_key_array
 
 
 class Source:
@@ -20,6 +25,7 @@ class Source:
 
   corpus = ''
   sample_rate = SAMPLE_RATE
+  split_record: dict | None = None  # a split computed from settings (folder corpora): what training records
 
   def __init__(self, split: str, variant: str, names: list[str], item_length: int | None,
                labels: dict[str, np.ndarray], class_names: dict[str, list[str]],
@@ -63,6 +69,26 @@ class Source:
     """Per-10-ms phone labels (F,) int32 of item i; corpora without them raise DataError."""
     raise DataError(f'{self.corpus} {self.variant} has no per-frame phone labels '
                     '(available: librispeech with converted_aligned_phones.txt, demo)')
+
+  def label_origin(self, label: str) -> str:
+    """Where the labels `label` come from, for messages: e.g. "the deboer syllables' 'vowel' labels"."""
+    return f"the {self.corpus} {self.variant}' {label!r} labels"
+
+  def require_length(self, samples: int, why: str) -> 'Source':
+    """The source without items shorter than `samples` (`why`: e.g. "the encoder's receptive field").
+
+    Fixed-length corpora are checked once against the encoder (`sim_jax.models.check_audio`);
+    `ClipSource` checks every clip.
+    """
+    del samples, why
+    return self
+
+  def without_classes(self, label: str, classes: list[int]) -> 'Source':
+    """The source to score a probe of `label` on when its items of `classes` have no training item:
+    itself (the probe notes them and cannot predict them); a corpus of user-made labels overrides it
+    to report them (the folder corpus)."""
+    del label, classes
+    return self
 
 
 class ArraySource(Source):
@@ -111,3 +137,128 @@ def hold_out(source: Source, fraction: float, seed: int) -> tuple[Subset, Subset
   held[np.random.default_rng(seed).permutation(n)[:count]] = True
   return (Subset(source, np.flatnonzero(~held), f'{source.split}-rest'),
           Subset(source, np.flatnonzero(held), f'{source.split}-heldout'))
+
+
+class ClipSource(Source):
+  """A corpus of variable-length clips (LibriSpeech, folder corpora), read a piece at a time.
+
+  'words' items (item_length set) are crops of `crop_length` samples: the crop of item i starts at a
+  multiple of 160 samples (frames line up with 10-ms labels), uniform over every start that fits, as
+  a function of (crop_key, i) — `batches` derives crop_key from (seed, epoch, step), so a batch is
+  reproducible and resuming exact; a clip shorter than a crop is read whole and zero-padded at the
+  end. Items with item_length None are whole clips ('utterances').
+
+  Subclasses set `lengths` (N,) int64 samples, `paths` (N,) and `bad` (their BadFiles) before
+  `super().__init__`, and implement `decode`.
+  """
+
+  lengths: np.ndarray
+  paths: list[str]
+  bad: BadFiles
+
+  def __init__(self, *, crop_length: int, num_threads: int, **kwargs):
+    """kwargs as Source."""
+    super().__init__(**kwargs)
+    self.crop_length = crop_length
+    self.num_threads = num_threads
+    self._pool = None
+
+  def decode(self, i: int, start: int, frames: int) -> np.ndarray | str:
+    """Samples [start, start + frames) of item i as (frames,) float32, or a problem string."""
+    raise NotImplementedError
+
+  def describe(self, i: int) -> str:
+    """Item i for messages: its file."""
+    return self.paths[i]
+
+  def crop_starts(self, indices: np.ndarray, crop_key: int) -> np.ndarray:
+    """(n,) int64 crop starts of items `indices` under `crop_key`: multiples of 160, in range.
+
+    Uniform over {0, 160, ..., L' − crop_length} with L' the length rounded down to a multiple of
+    160; 0 for clips shorter than a crop.
+    """
+    indices = np.asarray(indices, np.int64)
+    usable = self.lengths[indices] - self.lengths[indices] % FRAME_HOP
+    choices = np.maximum((usable - self.crop_length) // FRAME_HOP + 1, 1).astype(np.uint64)
+    draws = mix_key_array(crop_key, indices)
+    return (draws % choices).astype(np.int64) * FRAME_HOP
+
+  def _read(self, i: int, start: int, frames: int) -> np.ndarray | None:
+    """Samples [start, start + frames) of item i, or None if its file is broken (policy 'skip')."""
+    audio = self.decode(i, start, frames)
+    if not isinstance(audio, str):
+      return audio
+    where = self.describe(i)
+    if all(p != where for p, _ in self.bad.skipped):
+      self.bad.report(where, audio)
+      logger.warning('%s: skipping %s: %s', self.bad.what, where, audio)
+    return None
+
+  def _map(self, fn, *args) -> list:
+    """fn over the argument lists, on `num_threads` threads (libsndfile and numpy release the GIL)."""
+    if self.num_threads <= 1:
+      return list(map(fn, *args))
+    if self._pool is None:
+      self._pool = concurrent.futures.ThreadPoolExecutor(self.num_threads)
+    return list(self._pool.map(fn, *args))
+
+  def load(self, indices: np.ndarray, crop_key: int, pad_to: int | None = None
+           ) -> dict[str, np.ndarray]:
+    """Crops (item_length set: audio (n, crop_length)) or padded whole clips.
+
+    Whole clips come as audio (n, Tmax) zero-padded to max(pad_to, longest) rounded up to a multiple
+    of 160. Both return 'length' (n,) int32, the real samples of each row (a crop of a short clip is
+    zero-padded past them; pooled features average over the frames before), 'valid' (n,) float32, 0
+    for rows whose file turned out broken (zeros, policy 'skip'), and the labels (n,) int32.
+    """
+    indices = np.asarray(indices, np.int64)
+    if self.item_length is not None:
+      starts = self.crop_starts(indices, crop_key)
+      frames = np.minimum(self.lengths[indices] - starts, self.crop_length)
+      width = self.crop_length
+    else:
+      starts = np.zeros(len(indices), np.int64)
+      frames = self.lengths[indices]
+      longest = max(int(frames.max()) if len(frames) else 0, pad_to or 0)
+      width = -(-longest // FRAME_HOP) * FRAME_HOP
+    pieces = self._map(self._read, indices.tolist(), starts.tolist(), frames.tolist())
+    audio = np.zeros((len(indices), width), np.float32)  # (n, T)
+    valid = np.ones(len(indices), np.float32)
+    for row, piece in enumerate(pieces):
+      if piece is None:
+        valid[row] = 0.0
+      else:
+        audio[row, :len(piece)] = piece
+    return {'audio': audio, 'length': frames.astype(np.int32), 'valid': valid, **self.label_arrays(indices)}
+
+  def load_utterance(self, i: int) -> np.ndarray:
+    """The whole clip i, (T,) float32 (a broken file: DataError, or zeros under 'skip')."""
+    audio = self._read(i, 0, int(self.lengths[i]))
+    return np.zeros(int(self.lengths[i]), np.float32) if audio is None else audio
+
+  def select(self, keep: np.ndarray) -> 'ClipSource':
+    """A copy of this source holding only the items `keep` (sorted positions), in order."""
+    keep = np.asarray(keep, np.int64)
+    out = copy.copy(self)
+    out.names = [self.names[i] for i in keep]
+    out.paths = [self.paths[i] for i in keep]
+    out.lengths = self.lengths[keep]
+    out.labels = self.label_arrays(keep)
+    out._pool = None
+    return out
+
+  def require_length(self, samples: int, why: str) -> 'ClipSource':
+    """Clips shorter than `samples` are bad files: a DataError naming the first (policy 'error'), or
+    left out and counted in one summary line ('skip')."""
+    short = np.flatnonzero(self.lengths < samples)
+    if not len(short):
+      return self
+    for i in short:
+      self.bad.report(self.describe(i), f'{self.lengths[i] / SAMPLE_RATE:.3f} s ({self.lengths[i]} samples '
+                      f'at 16 kHz), shorter than {why} ({samples} samples); drop such clips with '
+                      f'--config.data.min_length={samples}')
+    logger.warning('%s: skipped %d of %d clips shorter than %s (%d samples; first: %s)', self.bad.what,
+                   len(short), len(self), why, samples, self.describe(short[0]))
+    if len(short) == len(self):
+      raise DataError(f'{self.bad.what}: every clip is shorter than {why} ({samples} samples)')
+    return self.select(np.flatnonzero(self.lengths >= samples))

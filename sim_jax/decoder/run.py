@@ -24,6 +24,7 @@ from sim_jax import workdir as workdir_lib
 from sim_jax.decoder import media, score, traversals
 from sim_jax.decoder.latents import OUTPUT_DRAWS, LatentSource, draw_key, latent_source, latents
 from sim_jax.decoder.train import train_decoder
+from sim_jax.probe.tasks import make_task
 
 
 class _Stage:
@@ -212,9 +213,12 @@ def run(config, workdir: str) -> dict:
 
   Returns the contents of results.json.
   """
-  cfg = config.decoder
-  trained = workdir_lib.load_trained_encoder(workdir, cfg.checkpoint, 'config.decoder.checkpoint')
+  trained = workdir_lib.load_trained_encoder(workdir, config.decoder.checkpoint, 'config.decoder.checkpoint')
   config = workdir_lib.with_training_data_root(config, trained.config)
+  if not config.decoder.sweep_task:  # a folder corpus: the probe's task, a label column
+    config = config.copy_and_resolve_references()
+    config.decoder.sweep_task = make_task(config.probe.task, config.data.name, config.data).name
+  cfg = config.decoder
   source = latent_source(trained, cfg.module, cfg.latents)
   test_source = data_lib.make_source(config.data, 'test', 'words')
   items = traversal_items(config, test_source)

@@ -246,6 +246,12 @@ def check_audio(audio, specs: Sequence[ModuleSpec]) -> None:
                      f'of {need} samples; use longer clips')
 
 
+def fit_to_receptive_field(source, specs: Sequence[ModuleSpec]):
+  """A data source without clips shorter than the encoder's receptive field: each such clip is a bad
+  file under config.data.on_bad_file (`Source.require_length`; fixed-length corpora: `check_audio`)."""
+  return source.require_length(layers_receptive_field(stack_layers(specs)), "the encoder's receptive field")
+
+
 def frame_counts(specs: Sequence[ModuleSpec], num_samples: int) -> list[int]:
   """Frames after each module for `num_samples` input samples, e.g. [1023, 257, 128, 128] for 20480."""
   counts, length = [], num_samples

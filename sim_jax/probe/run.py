@@ -29,6 +29,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from sim_jax import data as data_lib
 from sim_jax import io
 from sim_jax import workdir as workdir_lib
 from sim_jax.probe import results as results_lib
@@ -36,8 +37,9 @@ from sim_jax.probe.features import ProbeError, cached_features, extract, feature
 from sim_jax.probe.linear import (ProbeSpec, feature_norm, identity_norm, init_probe, make_optimizer,
                                   make_train_step, predict, train_epoch)
 from sim_jax.progress import progress_bar
-from sim_jax.probe.tasks import (RECIPE_KEYS, check_source, class_names, classes_without_training_items,
-                                 encoder_seen_test_items, make_sources, make_task, probe_data, recipe)
+from sim_jax.probe.tasks import (RECIPE_KEYS, check_labels, check_source, class_names,
+                                 classes_without_training_items, encoder_seen_test_items, make_sources, make_task,
+                                 probe_data, recipe)
 
 TEST_SAMPLE_FOLD = 1 << 20  # folds the per-seed key for the test draw of sampled features
 
@@ -60,6 +62,7 @@ def settings(probe_config, task, corpus: str, trained) -> tuple[object, list[str
   keys left None resolved, as the original runs `task` on `corpus`), and the keys where they differ
   from the original's probe."""
   cfg = probe_config.copy_and_resolve_references()
+  cfg.task = task.name  # a folder corpus's '' is its first label column
   cfg.source, cfg.features = resolve_source(trained, cfg.source, cfg.features, bool(cfg.bias))
   original = recipe(task, corpus)
   for key in RECIPE_KEYS:
@@ -77,7 +80,7 @@ def settings(probe_config, task, corpus: str, trained) -> tuple[object, list[str
     changed.append('standardize=True (original: raw features)')
   if cfg.train_crops and cfg.features == 'sample':
     changed.append(f'train_crops={cfg.train_crops} (original: fresh samples every epoch)')
-  elif cfg.train_crops and task.train_variant == 'words' and corpus == 'librispeech':
+  elif cfg.train_crops and task.train_variant == 'words' and corpus in data_lib.CROPPED:
     changed.append(f'train_crops={cfg.train_crops} (original: a fresh crop every epoch)')
   return cfg, changed
 
@@ -98,10 +101,11 @@ class _FeatureProvider:
   """Labelled training and test features of one run: cached ('mean') or drawn anew ('sample').
 
   `seconds` totals the time spent getting features; `unlabelled` counts, per split, the items
-  without targets (broken files; for phones, utterances without an alignment).
+  without targets (broken files; for phones, utterances without an alignment); `class_counts` the
+  targets per class of each split's first draw.
   """
 
-  def __init__(self, cfg, data_config, workdir, trained, source, task, train_source, test_sources):
+  def __init__(self, cfg, data_config, workdir, trained, source, task, train_source, test_sources, num_classes):
     self.cfg, self.data_config = cfg, data_config
     self.trained, self.source, self.task = trained, source, task
     self.train_source, self.test_sources = train_source, test_sources
@@ -111,6 +115,8 @@ class _FeatureProvider:
     self.crop_sets = min(sets, self.cfg.num_epochs) if crops else 1
     self.seconds = 0.0
     self.unlabelled = {}
+    self.class_counts = {}
+    self.num_classes = num_classes
     self._cached = {}
 
   def _get(self, name: str, data_source, epoch: int, key):
@@ -124,6 +130,9 @@ class _FeatureProvider:
       feats = cached_features(self.cache_dir, self.trained, self.source, data_source,
                               data_config=self.data_config, **common)
     data, self.unlabelled[name] = probe_data(self.task, data_source, feats)
+    if name not in self.class_counts:
+      targets = data.labels[data.labels >= 0]
+      self.class_counts[name] = np.bincount(targets, minlength=self.num_classes).tolist()
     self.seconds += time.perf_counter() - tick
     if not len(data.trainable_items()):
       raise ProbeError(f'no labelled {self.task.label} targets in the {data_source.corpus} '
@@ -204,18 +213,20 @@ def _fit(cfg, provider, spec: ProbeSpec, seed: int, headline: str, log, step_off
 
 def run_probe(config, workdir: str) -> dict:
   """Train and evaluate the probe `config.probe` on the encoder of `workdir`; returns results.json."""
-  task = make_task(config.probe.task, config.data.name)
   trained = workdir_lib.load_trained_encoder(workdir, config.probe.checkpoint, 'config.probe.checkpoint')
   config = workdir_lib.with_training_data_root(config, trained.config)
+  task = make_task(config.probe.task, config.data.name, config.data)
   cfg, changed = settings(config.probe, task, config.data.name, trained)
   source = feature_source(trained, cfg.source, cfg.features)
   check_source(task, source)
-  train_source, test_sources = make_sources(task, config.data)
+  train_source, test_sources = make_sources(task, config.data, trained.encoder.specs)
   names = class_names(task, train_source)
+  test_sources = check_labels(task, names, train_source, test_sources)
   name = probe_name(cfg)
   out_dir = os.path.join(workdir_lib.probes_dir(workdir), name)
   os.makedirs(out_dir, exist_ok=True)
-  provider = _FeatureProvider(cfg, config.data, workdir, trained, source, task, train_source, test_sources)
+  provider = _FeatureProvider(cfg, config.data, workdir, trained, source, task, train_source, test_sources,
+                              len(names))
   headline = task.evaluations[0][0]
   spec = ProbeSpec(source.dim, len(names), bias=bool(cfg.bias), init=task.init)
   seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
@@ -265,7 +276,9 @@ def run_probe(config, workdir: str) -> dict:
                  'seconds_per_epoch': sum(r.seconds for r in runs) / (len(seeds) * cfg.num_epochs)},
       'settings': {**cfg.to_dict(), 'init': task.init},  # effective: 'auto' and the recipe resolved
       'differs_from_original': changed,
+      'label': task.label, 'label_origin': train_source.label_origin(task.label),
       'class_names': names,
+      'class_counts': provider.class_counts,  # targets per class of the first draw of each split
       'per_class_accuracy': {e: s['per_class_accuracy'] for e, s in evaluations.items()},
       'support': {e: s['support'] for e, s in evaluations.items()},
   }

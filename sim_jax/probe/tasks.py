@@ -8,6 +8,9 @@
              masked utterances, scored over all test frames. Needs a 10-ms (160-sample) feature rate.
   syllables  time-averaged features -> syllable (9) of the de Boer 'syllables' variant (or the demo's).
   vowels     the same items -> vowel (a / i / u).
+On a folder corpus (`sim_jax.data.folder`) the tasks are its label columns instead: an item column
+is probed as speakers (trained on crops, scored on crops and whole clips, its recipe), the column of
+config.data.frame_labels as phones (frame-wise, whole clips, its recipe); '' = the first column.
 
 `recipe(task, corpus)` gives each task's training recipe as the original runs it (its README
 commands on top of config_code/sim_setup.py); the probe config's recipe keys default to None =
@@ -18,8 +21,11 @@ import dataclasses
 
 import numpy as np
 
+import difflib
+
 from sim_jax import data as data_lib
 from sim_jax.data import FRAME_HOP, DataError, align_frame_labels
+from sim_jax.models import fit_to_receptive_field
 from sim_jax.probe.features import Features, FeatureSource, ProbeError
 from sim_jax.probe.linear import ProbeData
 
@@ -35,6 +41,8 @@ class Task:
   train_variant: the data variant trained on. evaluations: (name, test variant) pairs, the first
   is the headline number. frame_wise: one prediction per frame instead of per item.
   init: the probe's initialiser (the original's phone probe uses Xavier-normal weights).
+  recipe: the task whose training recipe it runs ('' = its own; a folder corpus's columns run the
+  speaker or the phone probe's).
   """
 
   name: str
@@ -43,6 +51,7 @@ class Task:
   evaluations: tuple[tuple[str, str], ...]
   frame_wise: bool = False
   init: str = 'torch'
+  recipe: str = ''
 
 
 # task -> corpus -> (train variant, evaluations)
@@ -60,8 +69,11 @@ _WHY = {'speakers': 'it needs several speakers', 'phones': 'it has no per-frame 
         'syllables': 'it has no single-syllable items', 'vowels': 'it has no single-syllable items'}
 
 
-def make_task(name: str, corpus: str) -> Task:
-  """The task `name` on `corpus` ('librispeech' | 'deboer' | 'demo'); a one-line error otherwise."""
+def make_task(name: str, corpus: str, data_config=None) -> Task:
+  """The task `name` on `corpus` ('librispeech' | 'deboer' | 'demo'), or on a folder corpus a label
+  column of `data_config`'s CSVs; a one-line error otherwise."""
+  if corpus == 'folder':
+    return _folder_task(name, data_config)
   if name not in TASKS:
     raise ProbeError(f'config.probe.task={name!r}: use one of {", ".join(TASKS)}')
   if corpus not in _TABLE[name]:
@@ -73,6 +85,23 @@ def make_task(name: str, corpus: str) -> Task:
   frame_wise = name == 'phones'
   return Task(name, _LABELS[name], variant, evaluations, frame_wise,
               'xavier_normal' if frame_wise else 'torch')
+
+
+def _folder_task(name: str, data_config) -> Task:
+  """A label column of a folder corpus as a task ('' = its first column): item columns as speakers,
+  the frame-label column as phones."""
+  from sim_jax.data.folder import default_label, read_frame_columns
+  manifest, frame_column = read_frame_columns(data_config)
+  name = name or default_label(data_config)
+  if name == frame_column:
+    return dataclasses.replace(make_task('phones', 'librispeech'), name=name, label=name, recipe='phones')
+  if name not in manifest.label_columns:
+    columns = manifest.label_columns + ([frame_column] if frame_column else [])
+    guess = difflib.get_close_matches(name, columns, n=1)
+    raise ProbeError(f'config.probe.task={name!r} is not a label column of {manifest.csv_path or manifest.root} '
+                     f'(its columns: {", ".join(columns) or "none"})'
+                     + (f'; did you mean {guess[0]!r}?' if guess else ''))
+  return dataclasses.replace(make_task('speakers', 'librispeech'), name=name, label=name, recipe='speakers')
 
 
 # The original's probe recipes (learning rate, epochs, items per step, gradient clipping, shuffled
@@ -94,7 +123,7 @@ RECIPE_KEYS = tuple(_RECIPES['syllables'])
 def recipe(task: Task, corpus: str) -> dict:
   """The original's training recipe of `task` on `corpus` (keys RECIPE_KEYS); the demo corpus gets
   the syllable probe's."""
-  return dict(_RECIPES[task.name] if corpus != 'demo' else _RECIPES['syllables'])
+  return dict(_RECIPES[task.recipe or task.name] if corpus != 'demo' else _RECIPES['syllables'])
 
 
 def check_source(task: Task, source: FeatureSource) -> None:
@@ -140,13 +169,25 @@ def probe_data(task: Task, data_source, features: Features) -> tuple[ProbeData, 
   return ProbeData(features.frames, labels, offsets), unlabelled
 
 
-def make_sources(task: Task, data_config) -> tuple[object, dict]:
-  """The training source and {evaluation name: test source}."""
-  train = data_lib.make_source(data_config, 'train', task.train_variant)
+def make_sources(task: Task, data_config, specs) -> tuple[object, dict]:
+  """The training source and {evaluation name: test source}, without clips shorter than the
+  receptive field of the encoder of module `specs`."""
+  train = fit_to_receptive_field(data_lib.make_source(data_config, 'train', task.train_variant), specs)
   tests = {}
   for name, variant in task.evaluations:
-    tests[name] = data_lib.make_source(data_config, 'test', variant)
+    tests[name] = fit_to_receptive_field(data_lib.make_source(data_config, 'test', variant), specs)
   return train, tests
+
+
+def check_labels(task: Task, names: list[str], train_source, test_sources: dict) -> dict:
+  """The test sources to score on: a label with fewer than two classes is a ProbeError; test items of
+  classes without a training item are what each source's `without_classes` makes of them (a note by
+  default, an error or a counted skip for a folder corpus's CSV labels)."""
+  if len(names) < 2:
+    raise ProbeError(f'{train_source.label_origin(task.label)}: {len(names)} class(es) '
+                     f'({", ".join(names) or "none"}); a probe needs two or more — probe another label')
+  return {name: test.without_classes(task.label, classes_without_training_items(task, train_source, test))
+          for name, test in test_sources.items()}
 
 
 def encoder_seen_test_items(data_config, test_source) -> int | None:

@@ -22,7 +22,7 @@ from sim_jax import io
 from sim_jax import workdir as workdir_lib
 from sim_jax.checkpoints import checkpoint_steps
 from sim_jax.interrupts import StopRequest, save_and_stop
-from sim_jax.models import check_audio, module_specs
+from sim_jax.models import check_audio, fit_to_receptive_field, module_specs
 from sim_jax.parallel import batch_sharding, make_mesh, replicated
 from sim_jax.progress import progress_bar
 from sim_jax.state import create_train_state
@@ -96,8 +96,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if config.train.batch_size % mesh.size:
     raise ValueError(f'config.train.batch_size={config.train.batch_size} is not divisible by the '
                      f'{mesh.size} devices; use a multiple of {mesh.size}')
-  train_source = data_lib.make_source(config.data, 'train', 'words')
-  test_source = data_lib.make_source(config.data, 'test', 'words')
+  specs = module_specs(config.model)
+  train_source = fit_to_receptive_field(data_lib.make_source(config.data, 'train', 'words'), specs)
+  test_source = fit_to_receptive_field(data_lib.make_source(config.data, 'test', 'words'), specs)
+  if train_source.split_record is not None:  # a split made from settings is part of the run's record
+    workdir_lib.record_split(workdir, train_source.split_record, resuming=resuming)
   heldout_source = None
   if config.train.select_best:  # model selection never sees the test split
     train_source, heldout_source = data_lib.hold_out(train_source, config.train.validation_fraction,
@@ -109,7 +112,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     io.write_json(os.path.join(workdir, workdir_lib.HELDOUT_FILE),
                   {'seed': config.seed, 'fraction': config.train.validation_fraction,
                    'names': heldout_source.names})
-  specs = module_specs(config.model)
   check_audio(np.zeros((1, train_source.item_length), np.float32), specs)
   steps_per_epoch = data_lib.steps_per_epoch(train_source, config.train.batch_size, drop_last=True)
   if config.train.steps_per_epoch > 0:

@@ -88,7 +88,7 @@ def test_crop_equals_slice_of_full_decode_and_is_reproducible(train):
   assert batch['audio'].shape == (3, 20480) and batch['audio'].dtype == np.float32
   starts = train.crop_starts(np.array([2, 0, 3]), 1234)
   for row, i, start in zip(batch['audio'], [2, 0, 3], starts):
-    full, rate = sf.read(train._paths[i], dtype='float32')
+    full, rate = sf.read(train.paths[i], dtype='float32')
     assert rate == 16000
     np.testing.assert_array_equal(row, full[start:start + 20480])
   np.testing.assert_array_equal(train.load(np.array([2, 0, 3]), 1234)['audio'], batch['audio'])

@@ -92,6 +92,8 @@ def test_sample_features_are_redrawn_every_epoch_or_cycled_with_train_crops(monk
     return object()
 
   class Data:
+    labels = np.array([0, 1, 1, -1])
+
     def trainable_items(self):
       return [0]
 
@@ -107,12 +109,13 @@ def test_sample_features_are_redrawn_every_epoch_or_cycled_with_train_crops(monk
     source = types.SimpleNamespace(sample=True, name='module_2')
     provider = run_lib._FeatureProvider(cfg, None, '/nonexistent', None, source,
                                         types.SimpleNamespace(frame_wise=False, label='vowel'),
-                                        types.SimpleNamespace(split='train', corpus='deboer'), {})
+                                        types.SimpleNamespace(split='train', corpus='deboer'), {}, 3)
     for seed in (3, 4):
       got = [provider.train(seed, epoch) for epoch in range(5)]
       if train_crops:
         assert got[0] is got[2] is got[4] and got[1] is got[3] and got[0] is not got[1]
     assert calls == [(d, key_of(seed, d)) for seed in (3, 4) for d in draws]
+    assert provider.class_counts == {'train': [1, 2, 0]}  # the labelled targets of the first draw
 
 
 def test_cycled_sample_draws_are_named(sim):
