@@ -119,12 +119,10 @@ def describe(root: str, manifest_path: str = '', frame_labels: str = '', test_fr
         lines.append(f'  {c:<{width}} {counts[0]:6d} {counts[1]:6d}')
         if counts[1] and not counts[0]:
           test_only.append(c)
-      if test_only:
-        why = (f' — as data.split_by={column} makes it' if column == split_by else
-               '; give them training rows, or split by another column')
+      if test_only and column != split_by:  # split_by keeps each value in one split: probe another column
         problems.append(f'column {column}: {len(test_only)} class(es) with test rows and no training row '
                         f'({", ".join(test_only[:5])}{", ..." if len(test_only) > 5 else ""}): a probe of {column} '
-                        f'cannot predict them{why}')
+                        'cannot predict them; give them training rows, or split by another column')
     if len(classes) < 2:
       problems.append(f'column {column}: {len(classes)} class{"es" if len(classes) != 1 else ""} '
                       f'({", ".join(classes) or "no values"}); a probe of {column} needs two or more')
