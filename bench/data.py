@@ -1,18 +1,25 @@
 """Throughput of each data loader on this machine (items/s), through `batches` with prefetch.
 
   python bench/data.py [--seconds 5] [--threads 1 2 4 8 16]
-                       [--loaders librispeech librispeech-decoded deboer demo]
-                       [--librispeech-root DIR] [--deboer-root DIR] [--cache-dir DIR] [--json FILE]
+                       [--loaders librispeech librispeech-decoded deboer demo folder]
+                       [--librispeech-root DIR] [--deboer-root DIR] [--folder-root DIR] [--cache-dir DIR]
+                       [--json FILE]
 
 Defaults read the real test data in ../shared/data. The LibriSpeech fixture has only 9 utterances,
 so its crops are drawn over and over (every batch has fresh crops). A real-size training step at
 batch 8 takes about 1–2 s on CPU, i.e. consumes at most 8 items/s; the LibriSpeech loader must deliver
 at least 20× that (160 items/s). 'librispeech-decoded' reads the same crops from the decoded cache
-(config.data.decoded_cache, built on its first use) instead of decoding the FLAC files.
+(config.data.decoded_cache, built on its first use) instead of decoding the FLAC files. 'folder' is
+the folder corpus (sim_jax/data/folder.py) on --folder-root, by default a folder of copies of the
+LibriSpeech fixture FLACs and the de Boer training words (44.1-kHz WAV) made in a temporary folder:
+it times the cache build (every file decoded and resampled to 16 kHz, files/s, into a fresh cache
+folder) and then the same 20480-sample crops as the LibriSpeech loader, read from that cache.
 """
 
 import argparse
+import glob
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -62,6 +69,19 @@ def measure(source: Source, batch_size: int, seconds: float) -> dict:
   return {'wall': items / wall, 'loader': float(np.mean(loader_rates)), 'items': items}
 
 
+def _copy_shared_audio(librispeech_root: str, deboer_root: str, root: str) -> str:
+  """A folder as a user would make one: the LibriSpeech fixture FLACs under <speaker>/ and the de Boer
+  training words under deboer/ (no CSV: labelled by folder); returns root."""
+  for path in sorted(glob.glob(os.path.join(librispeech_root, 'LibriSpeech', '*', '*', '*', '*.flac'))):
+    speaker = os.path.basename(path).split('-')[0]
+    os.makedirs(os.path.join(root, speaker), exist_ok=True)
+    shutil.copy(path, os.path.join(root, speaker))
+  os.makedirs(os.path.join(root, 'deboer'), exist_ok=True)
+  for path in sorted(glob.glob(os.path.join(deboer_root, 'reshuffledv2', 'train', '*.wav'))):
+    shutil.copy(path, os.path.join(root, 'deboer'))
+  return root
+
+
 def main() -> None:
   """Prints one line per loader."""
   parser = argparse.ArgumentParser(description=__doc__,
@@ -73,7 +93,9 @@ def main() -> None:
   parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
                       help='LibriSpeech decode thread counts (data.num_threads) to measure')
   parser.add_argument('--loaders', nargs='+', default=['librispeech', 'deboer', 'demo'],
-                      choices=['librispeech', 'librispeech-decoded', 'deboer', 'demo'])
+                      choices=['librispeech', 'librispeech-decoded', 'deboer', 'demo', 'folder'])
+  parser.add_argument('--folder-root', default='',
+                      help="a folder of recordings for 'folder' ('' = copies of ../shared/data audio)")
   parser.add_argument('--json', help='also write the figures to this file')
   args = parser.parse_args()
   print(f'{os.cpu_count()} CPU cores; {args.seconds:.0f} s per loader; items/s: wall (consumer '
@@ -117,6 +139,22 @@ def main() -> None:
       r = measure(demo, 16, args.seconds)
       figures['demo_words_per_s'] = r['wall']
       print(f'demo words 10240, batch 16:                    {r["wall"]:8.1f} / {r["loader"]:8.1f}')
+
+  if 'folder' in args.loaders:
+    with tempfile.TemporaryDirectory() as tmp:
+      root = args.folder_root or _copy_shared_audio(args.librispeech_root, args.deboer_root,
+                                                    os.path.join(tmp, 'my_audio'))
+      c = default_data_config('folder')
+      c.update(dict(root=root, cache_dir=os.path.join(tmp, 'cache')))
+      tick = time.perf_counter()
+      clips = make_source(c, 'train', 'words')
+      built = time.perf_counter() - tick
+      figures['folder_cache_files_per_s'] = len(clips) / built
+      print(f'folder cache build: {len(clips) / built:8.1f} files/s ({len(clips)} files, '
+            f'{float(np.sum(clips.lengths)) / 16000 / 60:.1f} min of audio, in {built:.1f} s)', flush=True)
+      r = measure(Repeated(clips, max(1, 512 // len(clips))), 8, args.seconds)
+      figures['folder_crops_per_s'] = r['wall']
+      print(f'folder crops 20480 (cached), batch 8:          {r["wall"]:8.1f} / {r["loader"]:8.1f}', flush=True)
 
   if args.json:
     from sim_jax import io  # noqa: E402 (the repo root is on sys.path)
