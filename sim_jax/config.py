@@ -168,6 +168,14 @@ def analysis_config() -> ml_collections.ConfigDict:
       kde_max_vectors=0,          # 0: no cap (the original); n: at most n random vectors per estimate (quick runs)
       kde_repeats=3,              # estimates per setting (the original's 3)
       kde_bandwidth=0.1,          # the original's
+      # Disentanglement against the items' known factors (not in the original; sim_jax/analysis/disentanglement.py):
+      # MIG, DCI, SAP, modularity, the MI map, active units and SIM's per-dimension KL, on the labelled items of
+      # both splits (de Boer / demo syllables, LibriSpeech crops), time-averaged per item, means and SIM samples
+      disentanglement_modules=(),  # conv modules measured; () = every one (SIM / GIM 0, 1, 2; CPC 0)
+      disentanglement_factors=(),  # item labels used as factors; () = every label with class names except those
+                                   # with one class among the items and products of others (de Boer's syllable)
+      disentanglement_bins=20,     # MIG / modularity / MI map: equal-count bins per dimension
+      disentanglement_trees=30,    # DCI: trees per factor, fitted once per probe seed (config.probe.seed, .seeds)
       seed=0,
   ))
 

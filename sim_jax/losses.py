@@ -99,13 +99,18 @@ def info_nce(c, z, predictor, window_start, neg_idx, *, num_steps: int, window: 
   return jnp.mean(per_step), per_step
 
 
+def kl_to_standard_normal(mu, logvar):
+  """Elementwise KL(N(mu, exp(logvar)) || N(0, 1)) in nats, the shape of `mu`."""
+  return -0.5 * (1.0 + logvar - jnp.square(mu) - jnp.exp(logvar))
+
+
 def gaussian_kl(mu, logvar, reduction: str = 'sum_time'):
   """KL(N(mu, exp(logvar)) || N(0, I)) of (B, L, C) heads.
 
   reduction 'sum_time' (the original's): summed over time, averaged over batch and channels, so it
   grows with the number of frames; 'mean': averaged over every element (per frame and channel).
   """
-  kl = -0.5 * (1.0 + logvar - jnp.square(mu) - jnp.exp(logvar))  # (B, L, C)
+  kl = kl_to_standard_normal(mu, logvar)  # (B, L, C)
   if reduction == 'sum_time':
     return jnp.mean(jnp.sum(kl, axis=1))
   if reduction == 'mean':

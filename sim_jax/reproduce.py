@@ -12,12 +12,16 @@ with the same seed and data order, `reproduce` runs in `<workdir>/<model>/`:
                  main_vowel_classifier_analysis.py reads this probe);
   decoder        decode.py's decoder of module 0 and the interpolation contribution score curve
                  (relative error after interpolating the n most different dimensions);
-  analysis       analyze.py's report, which also computes the total correlation (KDE + Gaussian).
+  analysis       analyze.py's report, which also computes the total correlation (KDE + Gaussian);
+  disentanglement  the report's Disentanglement section (MIG, DCI, SAP, modularity, active units per
+                 module and kind of code on the syllables' consonant / vowel / position; computed by
+                 the analysis stage's report, or here for a report made before the section existed).
 Each stage writes `<model>/reproduce/<stage>.json` last, atomically; a rerun skips the stages that have
 one (train and decoder also resume inside a stage). Every setting comes from the encoder config files
 and their defaults; the scale (configs/reproduce.py) overrides only sizes: width, epochs, batch, steps,
 probe seeds / epochs, decoder epochs, pairs and items. Then `<workdir>/table.json`, `table.md` and
-`tradeoff.png` are written, with the original's logged figures beside ours.
+`tradeoff.png` are written, with the original's logged figures beside ours, and with several β values
+`disentanglement_beta.png` (the disentanglement metrics against β).
 """
 
 import functools
@@ -40,7 +44,7 @@ from sim_jax.workdir import changed_settings  # noqa: E402
 TASKS = ('syllables', 'vowels')
 SOURCES = ('module_0', 'module_1', 'module_2', 'context')
 CONCENTRATION_PROBE = ('vowels', 'module_2')  # bias-free, the last conv module: what the original analyses
-STAGES = ('train', 'probes', 'concentration', 'decoder', 'analysis')
+STAGES = ('train', 'probes', 'concentration', 'decoder', 'analysis', 'disentanglement')
 # Collapse: every module's validation InfoNCE at least this share of chance, ln(1 + negatives), and
 # (SIM) every module's KL below KL_COLLAPSED nats (the KL as the loss reports it: summed over time).
 NCE_COLLAPSED_SHARE = 0.95
@@ -87,7 +91,7 @@ def experiment_config(config, scale: str, beta: float) -> ml_collections.ConfigD
 # settings, so changing, say, the decoder's settings redoes the decoder, not the training or probes.
 LATER_SECTIONS = ('probe', 'decoder', 'analysis')
 STAGE_READS = {'train': (), 'probes': ('probe',), 'concentration': ('probe',), 'decoder': ('decoder',),
-               'analysis': ('probe', 'decoder', 'analysis')}
+               'analysis': ('probe', 'decoder', 'analysis'), 'disentanglement': ('probe', 'analysis')}
 
 
 def stage_settings(settings: dict, stage: str) -> dict:
@@ -224,8 +228,32 @@ def analysis_stage(config, workdir: str) -> dict:
                                 'gaussian_dims': gaussian['dims'], 'kde': kde}}
 
 
+# The disentanglement metrics of table.json, per module and kind of code; DCI's are mean ± std over
+# the probe seeds (its classifiers are trained once per seed), the others are deterministic.
+DISENTANGLEMENT_METRICS = ('mig', 'dci_disentanglement', 'dci_completeness', 'dci_informativeness', 'sap',
+                           'modularity')
+
+
+def disentanglement_stage(config, workdir: str) -> dict:
+  """The Disentanglement section of analyze.py's report, per module and kind of code (GIM: means;
+  SIM: means and samples): {'factors', 'modules': {'module_<i>': {codes: metrics}}}."""
+  from sim_jax.analysis.run import analyze
+  section = analyze(config, workdir, reuse=True)['disentanglement']
+  if 'missing' in section:
+    raise ValueError(f'{workdir}: no disentanglement section ({section["missing"]["reason"]})')
+  modules = {}
+  for item in section['items'].values():
+    v, per_seed = item['values'], item['details']['per_seed']
+    entry = {k: ({'mean': v[k], 'std': v[f'{k}_std'], 'seeds': per_seed[k]} if k in per_seed else v[k])
+             for k in DISENTANGLEMENT_METRICS}
+    entry.update({k: v[k] for k in ('dims', 'active_units', 'collapsed_dims', 'mean_posterior_kl') if k in v})
+    modules.setdefault(f'module_{v["module"]}', {})[v['features']] = entry
+  return {'factors': next(iter(section['items'].values()))['details']['factors'], 'modules': modules}
+
+
 STAGE_FUNCTIONS = {'train': train_stage, 'probes': probes_stage, 'concentration': concentration_stage,
-                   'decoder': decoder_stage, 'analysis': analysis_stage}
+                   'decoder': decoder_stage, 'analysis': analysis_stage,
+                   'disentanglement': disentanglement_stage}
 
 
 def table_entry(config, beta: float, workdir: str, records: dict) -> dict:
@@ -248,6 +276,7 @@ def table_entry(config, beta: float, workdir: str, records: dict) -> dict:
                         'entropy': records['concentration']['entropy'],
                         'normalized_entropy': records['concentration']['normalized_entropy']},
       'total_correlation': records['analysis']['total_correlation'],
+      'disentanglement': {k: records['disentanglement'][k] for k in ('factors', 'modules')},
       'minutes': {s: records[s]['minutes'] for s in STAGES},
       'settings': {'kld_weight': m.kld_weight, 'gru_hidden': m.gru_hidden,
                    'prediction_steps': m.prediction_steps, 'batch_size': t.batch_size,
@@ -304,9 +333,68 @@ def table_markdown(table: dict) -> str:
             '|---|' + '---|' * len(STAGES)]
   for e in models:
     lines.append(f'| {e["name"]} | ' + ' | '.join(f'{e["minutes"][s]:.1f}' for s in STAGES) + ' |')
+  lines += disentanglement_markdown(models)
   lines += ['', 'Each model\'s workdir, checkpoint step and settings: table.json; its report: '
             '`<model>/report/index.html`.', '']
   return '\n'.join(lines)
+
+
+def _metric(value) -> str:
+  """A table cell: 'mean ± std' of a seeded metric, the number of a deterministic one, '—' for None."""
+  if isinstance(value, dict):
+    return '—' if value['mean'] is None else f'{value["mean"]:.3f} ± {value["std"]:.3f}'
+  return '—' if value is None else f'{value:.3f}'
+
+
+def disentanglement_markdown(models: list[dict]) -> list[str]:
+  """table.md's disentanglement table: one row per model, module and kind of code."""
+  factors = ', '.join(models[0]['disentanglement']['factors'])
+  lines = ['', f'## Disentanglement against the syllables\' factors ({factors})', '',
+           'Time-averaged codes of every syllable (train and test splits; SIM: means and samples). MIG, '
+           'SAP, modularity: one number; DCI: mean ± std over the probe seeds (tree classifiers fitted on '
+           'the train split, scored on the test split; informativeness = their test accuracy). All in '
+           '[0, 1], higher = more disentangled. Active units: dims whose mean varies across items '
+           '(variance > 0.01); collapsed: SIM dims with KL(q ‖ N(0, 1)) < 0.01 nats per frame.', '',
+           '| model | module | codes | MIG | DCI D | DCI C | DCI I | SAP | modularity | active units | collapsed |',
+           '|---|---|---|---|---|---|---|---|---|---|---|']
+  for e in models:
+    for module, kinds in e['disentanglement']['modules'].items():
+      for kind, m in kinds.items():
+        units = f'{m["active_units"]} / {m["dims"]}' if 'active_units' in m else ''
+        lines.append(f'| {e["name"]} | {module.split("_")[1]} | {kind} | '
+                     + ' | '.join(_metric(m[k]) for k in DISENTANGLEMENT_METRICS)
+                     + f' | {units} | {m.get("collapsed_dims", "")} |')
+  return lines
+
+
+def plot_disentanglement_beta(table: dict, path: str) -> None:
+  """MIG, DCI disentanglement, SAP and the share of active units against β (symlog axis: 0 = GIM),
+  one line per module and kind of code."""
+  models = sorted(table['models'], key=lambda e: e['beta'])
+  betas = [e['beta'] for e in models]
+  panels = (('mig', 'MIG'), ('dci_disentanglement', 'DCI disentanglement'), ('sap', 'SAP'),
+            ('active_units', 'active units / dims'))
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+  series = sorted({(module, kind) for e in models for module, kinds in e['disentanglement']['modules'].items()
+                   for kind in kinds})
+  for ax, (key, label) in zip(axes, panels):
+    for module, kind in series:
+      points = []
+      for e in models:
+        m = e['disentanglement']['modules'].get(module, {}).get(kind)
+        if m is None or key not in m:
+          continue
+        value = m[key]['mean'] if isinstance(m[key], dict) else m[key]
+        points.append((e['beta'], value / m['dims'] if key == 'active_units' else value))
+      if points:
+        ax.plot(*zip(*points), 'o-' if kind == 'mean' else 's--', label=f'{module} {kind}', ms=4)
+    ax.set_xscale('symlog', linthresh=min([b for b in betas if b > 0], default=1.0))
+    ax.set_xlabel('β (KL weight; 0 = GIM)')
+    ax.set_title(label, fontsize=10)
+  axes[0].legend(fontsize=7)
+  fig.suptitle(f'disentanglement against β — scale {table["scale"]}')
+  fig.tight_layout()
+  io.save_figure(fig, path)
 
 
 def plot_tradeoff(table: dict, path: str) -> None:
@@ -363,4 +451,6 @@ def reproduce(config, scale: str, betas: list[float], workdir: str) -> dict:
   io.write_json(os.path.join(workdir, 'table.json'), table)
   io.write_text(os.path.join(workdir, 'table.md'), table_markdown(table))
   plot_tradeoff(table, os.path.join(workdir, 'tradeoff.png'))
+  if len(entries) > 1:
+    plot_disentanglement_beta(table, os.path.join(workdir, 'disentanglement_beta.png'))
   return table

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from sim_jax.config import load_config_file
-from sim_jax.reproduce import (SOURCES, STAGES, TASKS, collapsed, experiment_config, model_name,
-                               score_summary)
+from sim_jax.reproduce import (DISENTANGLEMENT_METRICS, SOURCES, STAGES, TASKS, collapsed, experiment_config,
+                               model_name, score_summary)
 from tests.conftest import REPO
 
 CONFIG = os.path.join(REPO, 'configs', 'reproduce.py')
@@ -128,13 +128,31 @@ def test_smoke_scale_end_to_end_writes_a_finite_table_and_resumes(tmp_path, shar
     assert c['interpolation_curve']['relative'][-1] == pytest.approx(0.0, abs=1e-6)  # all dims swapped
     assert 1 <= c['dims_90'] <= 16 and 0 < c['entropy'] <= math.log(16) + 1e-9
     assert set(e['minutes']) == set(STAGES)
+    d = e['disentanglement']  # the syllables' factors; 64 train + 64 test items at smoke scale
+    assert d['factors'] == ['vowel', 'consonant', 'position']
+    assert set(d['modules']) == {'module_0', 'module_1', 'module_2'}
+    for kinds in d['modules'].values():
+      assert set(kinds) == ({'mean'} if e['model'] == 'gim' else {'mean', 'sample'})
+      for m in kinds.values():
+        for key in DISENTANGLEMENT_METRICS:
+          value = m[key]
+          if key.startswith('dci_'):  # trees fitted once per probe seed
+            assert len(value['seeds']) == 3 and value['mean'] == pytest.approx(np.mean(value['seeds']))
+            assert value['std'] == pytest.approx(np.std(value['seeds']))
+            value = value['mean']
+          assert 0 <= value <= 1, (key, value)
+        assert m['dims'] == 16
+      assert 0 <= kinds['mean']['active_units'] <= 16
+      assert ('collapsed_dims' in kinds['mean']) == (e['model'] == 'sim')
     assert e['collapsed'] == collapsed(e['validation'], 10, e['model'])
     assert os.path.exists(os.path.join(e['workdir'], 'report', 'index.html'))
   bad = [(p, v) for p, v in _numbers(table) if not math.isfinite(v)]
   assert not bad, bad
   md = (workdir / 'table.md').read_text()
   assert '| gim |' in md and '| sim_beta0.01 |' in md and 'original SIM' in md
-  assert (workdir / 'tradeoff.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  assert '| sim_beta0.01 | 2 | sample |' in md and '| gim | 0 | mean |' in md  # the disentanglement rows
+  for figure in ('tradeoff.png', 'disentanglement_beta.png'):
+    assert (workdir / figure).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
   rerun = _reproduce(workdir, shared_data)  # every stage skipped, the same table
   assert sum(x.endswith('skipped') for x in rerun) == 2 * len(STAGES), rerun

@@ -38,6 +38,15 @@ SECTIONS = (
      'so the KDE is also shown on unit-variance channels. In many dimensions the resubstitution KDE '
      'mostly measures its own bias (each point\'s kernel dominates the joint density): read it '
      'against its shuffled value.'),
+    ('disentanglement', 'Disentanglement (known factors)', 'Supervised metrics of each conv module\'s '
+     'time-averaged codes (SIM: means and samples) against the items\' known factors (the corpus\'s '
+     'item labels). MIG: the gap between the two dimensions most informative about a factor, over its '
+     'entropy. DCI (tree classifiers per factor): disentanglement (each dimension serves one factor), '
+     'completeness (each factor is served by one dimension), informativeness (test accuracy). SAP: the '
+     'gap between the two dimensions that alone predict a factor best (chance-corrected balanced '
+     'accuracy). Modularity: each dimension shares information with one factor only. All in [0, 1], '
+     'higher = more disentangled. Active units: dimensions whose mean varies across items (variance > '
+     '0.01); collapsed dims: SIM dimensions whose posterior is the prior (KL < 0.01 nats per frame).'),
     ('decoder', 'Decoder', 'Reconstructions, samples of the prior and latent traversals (decode.py).'),
 )
 

@@ -4,9 +4,9 @@
   report/figures/*.png  the analysis figures
   report/index.html     the HTML report
 
-Sections of results.json: run, summary, training, probes, weights, latents, entanglement, decoder
-(and settings). Each is {'items': {name: {'values': {...}, 'numbers': {...}, 'groups': [{'title',
-'note', 'files': [{'path', 'type', 'label'}]}], 'details': {...}}}} with file paths relative to the
+Sections of results.json: run, summary, training, probes, weights, latents, entanglement,
+disentanglement, decoder (and settings). Each is {'items': {name: {'values': {...}, 'numbers': {...},
+'groups': [{'title', 'note', 'files': [{'path', 'type', 'label'}]}], 'details': {...}}}} with file paths relative to the
 workdir, or, where a workdir lacks the inputs, {'missing': {'reason', 'commands'}} naming the
 commands that would fill it. `values` holds the item's numbers under stable keys (what programs
 read: the summary, `make reproduce`); `numbers` is the same values under the labels the HTML
@@ -30,13 +30,15 @@ import numpy as np
 from sim_jax import data as data_lib
 from sim_jax import io
 from sim_jax import workdir as workdir_lib
-from sim_jax.analysis import entanglement, latents, report, weights
+from sim_jax.analysis import disentanglement, entanglement, latents, report, weights
 from sim_jax.models import head_modules
-from sim_jax.probe import Features, cached_features, extract, feature_source, make_task
+from sim_jax.probe import (FeatureSource, Features, cached_features, extract, feature_source, make_task,
+                           posterior_kl_source)
 from sim_jax.workdir import TrainedEncoder
 
 FIGURES = os.path.join(workdir_lib.REPORT, 'figures')  # inside the workdir
 WEIGHT_TABLES = os.path.join(workdir_lib.REPORT, 'weights')  # the original's tables, one folder per probe
+DISENTANGLEMENT_DIR = os.path.join(workdir_lib.REPORT, 'disentanglement')  # each item's matrices (npz)
 # Label kinds used for the 3-D scatter, in order of preference (the original: vowel).
 _SCATTER_LABELS = ('vowel', 'syllable', 'speaker')
 # Probes worth running per dataset: (task, source, bias); '{module}' = the analysed module.
@@ -229,7 +231,7 @@ def decoder_section(workdir: str, commands: Commands) -> dict:
 
 def summary_section(results: dict) -> dict:
   """Headline numbers of the other sections: probe accuracy, weight concentration, total
-  correlation, KL to the prior, decoder SNR."""
+  correlation, disentanglement of the analysed module's codes, KL to the prior, decoder SNR."""
   def values(section):
     return results[section].get('items', {}).get('', {}).get('values', {})
 
@@ -251,6 +253,14 @@ def summary_section(results: dict) -> dict:
     out['kde_unit_variance_excess_tc'] = row['standardized_tc_mean'] - row['standardized_null_tc_mean']
     labels['kde_unit_variance_excess_tc'] = (f'KDE TC unit-variance minus shuffled, '
                                              f'{row.get("setting", row["channels"])}')
+  analysed = values('run')
+  for name, item in results['disentanglement'].get('items', {}).items():
+    v = item['values']
+    if v['module'] != analysed.get('module') or v['features'] != analysed.get('features'):
+      continue
+    for key in ('mig', 'dci_disentanglement', 'sap'):
+      out[f'disentanglement/{key}'] = v[key]
+      labels[f'disentanglement/{key}'] = f'{name}: {DISENTANGLEMENT_LABELS[key]}'
   out['mean_kl'] = values('latents').get('mean_kl')
   labels['mean_kl'] = 'mean KL(N(m, v) ‖ N(0, 1)) per dim'
   for name, module in results['decoder'].get('items', {}).items():
@@ -329,16 +339,15 @@ def _split_source(config, split: str, variant: str, rng: np.random.Generator):
   return source
 
 
-def _features(config, trained: TrainedEncoder, workdir: str, name: str, source, frames: bool,
-              features: str, stream: int) -> Features:
-  """Features `name` of every item of `source`: mean features through the probes' cache, SIM
+def _features(config, trained: TrainedEncoder, workdir: str, feature: FeatureSource, source, frames: bool,
+              stream: int) -> Features:
+  """Features `feature` of every item of `source`: deterministic ones through the probes' cache, SIM
   samples drawn afresh (PRNG key: config.analysis.seed folded with `stream`, one per data set)."""
   cfg = config.analysis
-  feature = feature_source(trained, name, features)
   common = dict(batch_size=config.probe.extract_batch_size, epoch=0, seed=cfg.seed, frames=frames)
   if feature.sample:
     return extract(trained, feature, source, key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed), stream),
-                   desc=f'{name} features ({source.split} {source.variant})', **common)
+                   desc=f'{feature.name} features ({source.split} {source.variant})', **common)
   return cached_features(workdir_lib.feature_cache_dir(workdir), trained, feature, source,
                          data_config=config.data, **common)
 
@@ -373,16 +382,16 @@ def load_analysis_data(config, trained: TrainedEncoder, workdir: str, module: in
   if len(chosen) < 3:
     raise AnalysisError(f'{config.data.name} {cfg.tsne_split} split: {len(chosen)} labelled items; the analysis '
                         'needs at least 3 (config.analysis.max_items)')
-  module_name = f'module_{module}'
-  context = _features(config, trained, workdir, 'context', labelled, False, features, 0).pooled[chosen]
-  pooled = _features(config, trained, workdir, module_name, labelled, False, features, 1).pooled[chosen]
+  module_feature = feature_source(trained, f'module_{module}', features)
+  context = _features(config, trained, workdir, feature_source(trained, 'context', features), labelled, False,
+                      0).pooled[chosen]
+  pooled = _features(config, trained, workdir, module_feature, labelled, False, 1).pooled[chosen]
   words = _split_source(config, cfg.histogram_split, 'words', rng)
   histogram_items = loader_items(len(words), cfg.batch_size, cfg.drop_last, rng,
                                  f'{config.data.name} {cfg.histogram_split} words')
-  histogram = item_frames(_features(config, trained, workdir, module_name, words, True, features, 2),
-                          histogram_items)
+  histogram = item_frames(_features(config, trained, workdir, module_feature, words, True, 2), histogram_items)
   kde_source = _split_source(config, cfg.kde_split, 'words', rng)
-  kde = _features(config, trained, workdir, module_name, kde_source, True, features, 3)
+  kde = _features(config, trained, workdir, module_feature, kde_source, True, 3)
   return AnalysisData(
       labelled.class_names, label_names, {k: labelled.labels[k][chosen] for k in label_names}, context,
       pooled, histogram, kde,
@@ -488,7 +497,131 @@ def entanglement_section(data: AnalysisData, cfg, workdir: str) -> dict:
       details={'gaussian': gaussian, 'kde': kde})}}
 
 
-def _check_settings(cfg) -> None:
+DISENTANGLEMENT_LABELS = {
+    'module': 'module', 'features': 'codes', 'items': 'items (train / test)', 'dims': 'dimensions',
+    'factors': 'factors', 'mig': 'MIG', 'dci_disentanglement': 'DCI disentanglement',
+    'dci_disentanglement_std': 'DCI disentanglement, std over seeds', 'dci_completeness': 'DCI completeness',
+    'dci_completeness_std': 'DCI completeness, std over seeds',
+    'dci_informativeness': 'DCI informativeness (test accuracy)',
+    'dci_informativeness_std': 'DCI informativeness, std over seeds', 'sap': 'SAP', 'modularity': 'modularity',
+    'active_units': f'active units (Var of the mean > {disentanglement.ACTIVE_UNIT_THRESHOLD:g})',
+    'collapsed_dims': f'collapsed dims (KL < {disentanglement.COLLAPSED_KL:g} nats)',
+    'mean_posterior_kl': 'mean KL(q(z|x) ‖ N(0, 1)) per dim and frame', 'seconds': 'seconds'}
+
+
+def _disentanglement_codes(config, trained: TrainedEncoder, workdir: str, module: int, sources: dict) -> dict:
+  """{'mean' | 'sample' | 'kl': {split: (N, C)}} of `module` on `sources` {split: Source}: time-averaged
+  means (through the probes' cache), and for a SIM module time-averaged samples and the posterior's
+  per-dimension KL to N(0, 1); plus 'valid': {split: (N,) bool}."""
+  features = {'mean': feature_source(trained, f'module_{module}', 'mean')}
+  if trained.encoder.specs[module].gaussian:
+    features.update(sample=feature_source(trained, f'module_{module}', 'sample'),
+                    kl=posterior_kl_source(trained, module))
+  out = {kind: {} for kind in features}
+  out['valid'] = {}
+  for s, (split, source) in enumerate(sources.items()):
+    valid = np.ones(len(source), bool)
+    for kind, feature in features.items():
+      f = _features(config, trained, workdir, feature, source, False, 4 + 2 * module + s)
+      out[kind][split] = np.asarray(f.pooled, np.float64)
+      valid &= f.valid
+    out['valid'][split] = valid
+  return out
+
+
+def disentanglement_section(config, trained: TrainedEncoder, workdir: str) -> dict:
+  """MIG, DCI, SAP, modularity, the mutual-information map, active units and (SIM) the posterior's KL
+  per dimension of every Gaussian-head module in config.analysis.disentanglement_modules, against the
+  item labels of the labelled items of both splits (`data.LABELLED_VARIANT`; `select_factors` picks the
+  factors). Codes are time-averaged per item, as the probes read them: means, and for SIM samples too
+  (one item per module and kind of code). DCI's classifiers and SAP's are fitted on the train split
+  and scored on the test split, once per probe seed for DCI; the MI-based metrics use both splits."""
+  cfg = config.analysis
+  variant = data_lib.LABELLED_VARIANT[config.data.name]
+  rng = np.random.default_rng(cfg.seed)  # the t-SNE's draw: the same train items under max_items
+  sources = {split: _split_source(config, split, variant, rng) for split in ('train', 'test')}
+  train, test = sources['train'], sources['test']
+  labels = {k: np.concatenate([train.labels[k], test.labels[k]]) for k in train.labels if k in test.labels}
+  try:
+    names, left_out = disentanglement.select_factors(labels, train.class_names, tuple(cfg.disentanglement_factors))
+  except ValueError as e:
+    raise AnalysisError(str(e)) from None
+  if not names:
+    return _missing(f'the {config.data.name} {variant} items have no labels to use as factors '
+                    f'({", ".join(f"{k}: {why}" for k, why in left_out.items()) or "no labels"})', [])
+  heads = head_modules(trained.encoder.specs)
+  modules = list(cfg.disentanglement_modules) or heads
+  seeds = [config.probe.seed + s for s in range(config.probe.seeds)]
+  figures = os.path.join(workdir, FIGURES)
+  data_dir = os.path.join(workdir, DISENTANGLEMENT_DIR)
+  os.makedirs(data_dir, exist_ok=True)
+  items = {}
+  for module in modules:
+    started = time.time()
+    codes = _disentanglement_codes(config, trained, workdir, module, sources)
+    valid = codes.pop('valid')
+    kl = codes.pop('kl', None)
+    factors = {split: np.stack([sources[split].labels[k] for k in names], 1)[valid[split]] for split in sources}
+    for kind, by_split in codes.items():
+      train_codes, test_codes = (by_split[split][valid[split]] for split in ('train', 'test'))
+      r = disentanglement.scores(train_codes, factors['train'], test_codes, factors['test'], seeds,
+                                 cfg.disentanglement_bins, cfg.disentanglement_trees)
+      name = f'module_{module} {kind}'
+      title = f'{trained.config.model.kind.upper()} module {module}, time-averaged {kind}s'
+      stem = f'disentanglement_module_{module}_{kind}'
+      disentanglement.plot_mutual_information(r['normalized_mi'], names, os.path.join(figures, stem + '.png'),
+                                              f'{title}: I(z_i; v) / H(v)')
+      values = {'module': module, 'features': kind, 'items': f'{len(train_codes)} / {len(test_codes)}',
+                'dims': train_codes.shape[1], 'factors': ', '.join(names)}
+      values.update({k: r[k] for k in ('mig', 'dci_disentanglement', 'dci_disentanglement_std',
+                                       'dci_completeness', 'dci_completeness_std', 'dci_informativeness',
+                                       'dci_informativeness_std', 'sap', 'modularity')})
+      labels = dict(DISENTANGLEMENT_LABELS)
+      for f, factor in enumerate(names):
+        for key, label, per_factor in (('mig', 'MIG', r['mig_per_factor']), ('sap', 'SAP', r['sap_per_factor']),
+                                       ('informativeness', 'DCI test accuracy',
+                                        r['informativeness_per_factor'])):
+          values[f'{key}/{factor}'] = float(per_factor[f])
+          labels[f'{key}/{factor}'] = f'{label}, {factor}'
+      arrays = {k: r[k] for k in ('mi', 'normalized_mi', 'importance', 'sap_matrix', 'factor_entropy')}
+      files = [_file(os.path.join(FIGURES, stem + '.png'), 'I(z_i; v) / H(v), dims grouped by factor')]
+      if kind == 'mean':
+        units = disentanglement.active_units(np.concatenate([train_codes, test_codes]))
+        values['active_units'] = units['active_units']
+        arrays['variance'] = units['variance']
+        if kl is not None:
+          per_dim = np.concatenate([kl[split][valid[split]] for split in sources]).mean(axis=0)  # (C,)
+          values.update(collapsed_dims=int((per_dim < disentanglement.COLLAPSED_KL).sum()),
+                        mean_posterior_kl=float(per_dim.mean()))
+          arrays['posterior_kl'] = per_dim
+        posterior = f'posterior_module_{module}.png'
+        disentanglement.plot_posterior(arrays.get('posterior_kl'), units['variance'],
+                                       os.path.join(figures, posterior), f'{title}: per dimension')
+        files.append(_file(os.path.join(FIGURES, posterior), 'active units' + (' and KL to N(0, 1)'
+                                                                               if kl is not None else '')))
+      matrices = os.path.join(DISENTANGLEMENT_DIR, stem + '.npz')
+      io.save_npz(os.path.join(workdir, matrices), factors=np.array(names), **arrays)
+      files.append(_file(matrices, 'MI, importance and SAP matrices (npz)'))
+      values['seconds'] = time.time() - started
+      items[name] = _item(values, labels, groups=[_group('', files, (
+          f'{len(names)} factors ({", ".join(f"{k}: {len(train.class_names[k])} classes" for k in names)})'
+          + ''.join(f'; {k} left out ({why})' for k, why in left_out.items())
+          + f'; {cfg.disentanglement_bins} equal-count bins per dimension; DCI: {len(seeds)} seed(s) of '
+          f'{cfg.disentanglement_trees} trees per factor'))],
+          details={'factors': names, 'left_out': left_out, 'seeds': seeds, 'per_seed': r['seeds'],
+                   'mig_top_dims': r['mig_top_dims'], 'sap_top_dims': r['sap_top_dims']})
+  return {'items': items}
+
+
+def _check_settings(cfg, trained: TrainedEncoder) -> None:
+  heads = head_modules(trained.encoder.specs)
+  for module in cfg.disentanglement_modules:
+    if module not in heads:
+      raise AnalysisError(f'config.analysis.disentanglement_modules: {module!r} is not a conv module of this '
+                          f'{trained.config.model.kind} encoder (it has {heads}; () = all of them)')
+  if cfg.disentanglement_bins < 2 or cfg.disentanglement_trees < 1:
+    raise AnalysisError(f'config.analysis.disentanglement_bins={cfg.disentanglement_bins} and '
+                        f'disentanglement_trees={cfg.disentanglement_trees}: use at least 2 bins and 1 tree')
   if cfg.features not in ('mean', 'sample'):
     raise AnalysisError(f"config.analysis.features={cfg.features!r}: use 'mean' or 'sample'")
   for key in ('tsne_split', 'histogram_split', 'kde_split'):
@@ -507,8 +640,9 @@ RUN_LABELS = {'gru_hidden': 'GRU hidden', 'encoder_step': 'encoder step', 'modul
 
 def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = False) -> dict:
   """Analyse the encoder of `workdir` with `config`'s data and analysis sections (None: the
-  workdir's own config.json). With `reuse`, the run / latents / entanglement sections of an earlier
-  report/results.json are kept and only the sections read from other stages are refreshed.
+  workdir's own config.json). With `reuse`, the run / latents / entanglement / disentanglement
+  sections of an earlier report/results.json are kept (a report made before the disentanglement
+  section existed gets it computed) and only the sections read from other stages are refreshed.
 
   Writes report/results.json, report/figures/ and report/index.html; returns the results.
   """
@@ -518,14 +652,15 @@ def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = 
   results_path = os.path.join(report_dir, 'results.json')
   os.makedirs(os.path.join(workdir, FIGURES), exist_ok=True)
   earlier = io.read_json(results_path) if reuse and os.path.exists(results_path) else None
+  trained = None
   if earlier is not None and 'values' in earlier['run']['items']['']:
-    results = {k: v for k, v in earlier.items() if k in ('run', 'latents', 'entanglement', 'settings')}
+    results = {k: v for k, v in earlier.items()
+               if k in ('run', 'latents', 'entanglement', 'disentanglement', 'settings')}
     module = results['run']['items']['']['values']['module']
     trained_config = workdir_lib.load_config(workdir)
   else:
-    trained = workdir_lib.load_trained_encoder(workdir, cfg.checkpoint, 'config.analysis.checkpoint')
+    trained = _load_encoder(config, workdir)
     config = workdir_lib.with_training_data_root(config, trained.config)
-    _check_settings(cfg)
     trained_config = trained.config
     module = analysed_module(trained, cfg.module)
     data = load_analysis_data(config, trained, workdir, module)
@@ -546,6 +681,11 @@ def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = 
         'settings': {**cfg.to_dict(), 'effective': {
             'encoder_checkpoint': os.path.relpath(trained.path, workdir), 'encoder_step': trained.step,
             'module': module, 'features': data.features, 'items': data.items}}}
+  if 'disentanglement' not in results:
+    if trained is None:
+      trained = _load_encoder(config, workdir)
+      config = workdir_lib.with_training_data_root(config, trained.config)
+    results['disentanglement'] = disentanglement_section(config, trained, workdir)
   results['run']['name'] = os.path.basename(os.path.abspath(workdir))
   label = results['run']['items']['']['values']['labels'].split(', ')[0]
   commands = Commands(config_file or default_config_file(trained_config), workdir, config.data.name, module, label)
@@ -555,6 +695,13 @@ def analyze(config, workdir: str, config_file: str | None = None, reuse: bool = 
   io.write_json(results_path, results)
   report.render_report([(workdir, results)], report_dir)
   return results
+
+
+def _load_encoder(config, workdir: str) -> TrainedEncoder:
+  """The encoder config.analysis.checkpoint names, after the analysis settings are checked."""
+  trained = workdir_lib.load_trained_encoder(workdir, config.analysis.checkpoint, 'config.analysis.checkpoint')
+  _check_settings(config.analysis, trained)
+  return trained
 
 
 def compare(workdirs: list[str], results: list[dict], out_dir: str) -> str:

@@ -11,7 +11,10 @@ are cached once per (variant, split) in `{cache}/deboer/`, keyed by the file lis
 mtimes), rates, length and resampler, so a changed setting or file rebuilds the cache.
 
 Labels: syllables get 'syllable' (ba bi bu da di du ga gi gu -> 0..8, the last two letters of the
-name) and 'vowel' (a/i/u -> 0/1/2); words get 'syllable_1..3' (their three syllables, same classes).
+name), 'vowel' (a/i/u -> 0/1/2), 'consonant' (b/d/g -> 0/1/2) and 'position' (the syllable's place in
+its word, the name's third field: 1/2/3 -> 0/1/2); words get 'syllable_1..3' (their three syllables,
+same classes). Consonant, vowel and position are the syllables' generative factors; 'syllable' is
+consonant × vowel.
 """
 
 import glob
@@ -29,6 +32,8 @@ from sim_jax.data.source import ArraySource
 
 SYLLABLES = ('ba', 'bi', 'bu', 'da', 'di', 'du', 'ga', 'gi', 'gu')
 VOWELS = ('a', 'i', 'u')
+CONSONANTS = ('b', 'd', 'g')
+POSITIONS = ('1', '2', '3')
 DOWNLOAD_HINT = ('download it with: python -m sim_jax.data.download deboer --root DIR, then pass '
                  '--config.data.root=DIR/de_boer')
 # variant: (folder, file sample rate, samples kept at 16 kHz, name pattern)
@@ -49,7 +54,8 @@ def _labels_from_name(variant: str, name: str) -> dict[str, int] | None:
   if variant == 'words':
     return {f'syllable_{k + 1}': SYLLABLES.index(word[2 * k:2 * k + 2]) for k in range(3)}
   syllable = m.group(4)
-  return {'syllable': SYLLABLES.index(syllable), 'vowel': VOWELS.index(syllable[1])}
+  return {'syllable': SYLLABLES.index(syllable), 'vowel': VOWELS.index(syllable[1]),
+          'consonant': CONSONANTS.index(syllable[0]), 'position': POSITIONS.index(m.group(3))}
 
 
 def _decode(paths: list[str], variant: str, resampler: str, bad: BadFiles) -> tuple[list, list]:
@@ -119,6 +125,6 @@ class DeBoerSource(ArraySource):
     labels = {k: [d[k] for d in per_item] for k in per_item[0]}
     class_names = {k: list(SYLLABLES) for k in labels if k.startswith('syllable')}
     if 'vowel' in labels:
-      class_names['vowel'] = list(VOWELS)
+      class_names.update(vowel=list(VOWELS), consonant=list(CONSONANTS), position=list(POSITIONS))
     super().__init__(audio, split=split, variant=variant, names=names, labels=labels,
                      class_names=class_names, skipped=bad.skipped)

@@ -12,7 +12,10 @@ Variants (16 kHz):
   'words'     — three-syllable items of 10240 samples (like de Boer's words), labels 'speaker',
                 'syllable_1..3'; per-frame phone labels via frame_labels(i).
   'syllables' — single syllables, centred in 8821 samples (like de Boer's padded syllables), labels
-                'syllable' (9), 'vowel' (3), 'speaker'; per-frame phone labels too.
+                'syllable' (9), 'vowel' (3), 'speaker', 'consonant' (3); per-frame phone labels too.
+Categorical draws per item: its speaker and its syllable (consonant × vowel); everything else drawn
+per item is continuous (pitch and formant jitter, segment durations, level, onset, noise), so the
+syllables' generative factors are speaker, consonant and vowel.
 Per-frame labels: one per 160 samples (64 per word, 55 per syllable), classes sil b d g a i u; a
 consonant spans the end of its closure, its burst and its formant transition.
 Item i of a split is a function of (demo_seed, split, variant, i) only; train and test hold
@@ -23,7 +26,7 @@ import numpy as np
 
 from sim_jax.data.audio import FRAME_HOP, SAMPLE_RATE
 from sim_jax.data.errors import DataError
-from sim_jax.data.deboer import SYLLABLES, VOWELS
+from sim_jax.data.deboer import CONSONANTS, SYLLABLES, VOWELS
 from sim_jax.data.source import ArraySource
 
 PHONES = ('sil', 'b', 'd', 'g', 'a', 'i', 'u')
@@ -213,6 +216,7 @@ class DemoSource(ArraySource):
         x, f = synth_syllable(seed, _SPLIT_IDS[split], i, voices[speaker], syll)
         labels.setdefault('syllable', []).append(SYLLABLES.index(syll))
         labels.setdefault('vowel', []).append(VOWELS.index(syll[1]))
+        labels.setdefault('consonant', []).append(CONSONANTS.index(syll[0]))
         names.append(f'spk{speaker}_{syll}_{i:05d}')
       audio.append(x)
       frames.append(f)
@@ -220,7 +224,7 @@ class DemoSource(ArraySource):
     class_names = {k: list(SYLLABLES) for k in labels if k.startswith('syllable')}
     class_names['speaker'] = [f'spk{s}' for s in range(num_speakers)]
     if 'vowel' in labels:
-      class_names['vowel'] = list(VOWELS)
+      class_names.update(vowel=list(VOWELS), consonant=list(CONSONANTS))
     class_names['phone'] = list(PHONES)
     super().__init__(np.stack(audio), split=split, variant=variant, names=names, labels=labels,
                      class_names=class_names)

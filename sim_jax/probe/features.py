@@ -46,6 +46,7 @@ from sim_jax import data as data_lib
 from sim_jax import io
 from sim_jax.checkpoints import tree_digest
 from sim_jax.data.cache import warn_damaged_cache
+from sim_jax.losses import kl_to_standard_normal
 from sim_jax.models import Encoder, encode, head_modules, layers_frames, layers_hop, stack_layers
 from sim_jax.workdir import TrainedEncoder
 
@@ -62,7 +63,8 @@ class FeatureSource:
 
   name: as in config.probe.source. module: the encoder module that produces it (the encoder runs
   modules 0..module). layer: conv layer index inside that module, or None for its output.
-  output: 'c' (context), 'z' (module output: mean or sample) or 'layers' (conv layer `layer`);
+  output: 'c' (context), 'z' (module output: mean or sample), 'layers' (conv layer `layer`) or
+  'kl' (the per-dimension KL of the module's Gaussian heads to N(0, 1), `posterior_kl_source`);
   dim: width; hop: samples per frame; sample: SIM samples instead of means.
   """
 
@@ -121,6 +123,16 @@ def feature_source(trained: TrainedEncoder, name: str, features: str = 'mean') -
                        layers_hop(stack_layers(specs, module, layer)), sample)
 
 
+def posterior_kl_source(trained: TrainedEncoder, module: int) -> FeatureSource:
+  """KL(N(mu, exp(logvar)) || N(0, 1)) per frame and dimension of SIM module `module`'s heads (its
+  pooled features: the time average per item), named 'module_<i>_kl'; deterministic, so cached."""
+  base = feature_source(trained, f'module_{module}', 'mean')
+  if not trained.encoder.specs[module].gaussian:
+    raise ProbeError(f'module {module} of this {trained.config.model.kind} encoder has no Gaussian '
+                     'posterior (its log-variance head is not trained)')
+  return dataclasses.replace(base, name=f'{base.name}_kl', output='kl')
+
+
 def source_frames(specs, source: FeatureSource, num_samples):
   """Frames of `source` for inputs of `num_samples` samples (int, numpy or jax array, elementwise)."""
   return layers_frames(stack_layers(specs, source.module, source.layer), num_samples)
@@ -138,7 +150,12 @@ def compute_features(encoder: Encoder, source: FeatureSource, keep_frames: bool,
   outputs = encode(encoder, variables, audio, num_modules=source.module + 1,
                    sample_key=key if source.sample else None)
   out = outputs[source.module]
-  frames = out['layers'][source.layer] if source.output == 'layers' else out[source.output]
+  if source.output == 'layers':
+    frames = out['layers'][source.layer]
+  elif source.output == 'kl':
+    frames = kl_to_standard_normal(out['mu'].astype(jnp.float32), out['logvar'].astype(jnp.float32))
+  else:
+    frames = out[source.output]
   valid = jnp.arange(frames.shape[1])[None, :] < source_frames(encoder.specs, source, lengths)[:, None]
   weights = valid.astype(frames.dtype)
   pooled = jnp.einsum('bld,bl->bd', frames, weights) / jnp.maximum(weights.sum(1, keepdims=True), 1)

@@ -16,7 +16,7 @@ from sim_jax.analysis.run import AnalysisError, analyze
 from tests.analysis import helpers
 from tests.probe.helpers import fabricate_workdir
 
-SECTIONS = ('run', 'training', 'probes', 'weights', 'latents', 'entanglement', 'decoder')
+SECTIONS = ('run', 'training', 'probes', 'weights', 'latents', 'entanglement', 'disentanglement', 'decoder')
 
 
 @pytest.fixture(scope='module')
@@ -70,6 +70,38 @@ def test_latent_and_entanglement_numbers(demo_workdir):
   for group in lat['groups'] + ent['groups']:
     for f in group['files']:
       assert os.path.isfile(os.path.join(workdir, f['path'])), f['path']
+
+
+def test_disentanglement_section_per_module_and_codes(demo_workdir):
+  """Every conv module's means and samples against the demo syllables' factors, each item's figures
+  and matrices written; a report made before the section existed gets it, the same numbers again."""
+  workdir, config = demo_workdir
+  path = os.path.join(workdir, 'report', 'results.json')
+  results = io.read_json(path)
+  items = results['disentanglement']['items']
+  assert set(items) == {f'module_{m} {kind}' for m in range(3) for kind in ('mean', 'sample')}
+  for name, item in items.items():
+    v = item['values']
+    assert v['factors'] == 'speaker, vowel, consonant' and v['items'] == '72 / 40'
+    assert item['details']['left_out'] == {'syllable': 'the product of vowel × consonant'}
+    assert item['details']['per_seed']['dci_disentanglement'] == [v['dci_disentanglement']]  # probe.seeds = 1
+    for group in item['groups']:
+      for f in group['files']:
+        assert os.path.isfile(os.path.join(workdir, f['path'])), f['path']
+    with np.load(os.path.join(workdir, 'report', 'disentanglement',
+                              f'disentanglement_{name.replace(" ", "_")}.npz')) as m:
+      assert m['mi'].shape == m['importance'].shape == m['sap_matrix'].shape == (32, 3)
+      np.testing.assert_allclose(m['importance'].sum(0), 1.0, rtol=1e-6)
+      np.testing.assert_allclose(m['normalized_mi'] * m['factor_entropy'], m['mi'])
+  assert 0 <= items['module_2 mean']['values']['active_units'] <= 32
+  summary = results['summary']['items']['']['values']
+  assert summary['disentanglement/mig'] == items['module_2 sample']['values']['mig']  # the analysed codes
+  del results['disentanglement']
+  io.write_json(path, results)
+  again = analyze(config, workdir, reuse=True)['disentanglement']['items']
+  for name, item in items.items():
+    assert {k: v for k, v in again[name]['values'].items() if k != 'seconds'} == {
+        k: v for k, v in item['values'].items() if k != 'seconds'}, name
 
 
 def test_report_media_open_in_chromium(demo_workdir, tmp_path):
@@ -134,6 +166,7 @@ def test_compare_mode_puts_runs_side_by_side(demo_workdir, tmp_path):
   assert 'sim-jax comparison: demo vs other' in page
   combined = io.read_json(os.path.join(out, 'results.json'))
   assert sorted(os.path.basename(k) for k in combined) == ['demo', 'other']
+  assert 'Disentanglement (known factors)' in page and 'module_1 sample' in page
   assert helpers.check_media(os.path.join(out, 'index.html'), str(tmp_path))['bad'] == []
 
 
@@ -155,6 +188,8 @@ def test_bad_input_is_one_line(args, expected):
     ('module', 3, 'config.analysis.module=3'),
     ('tsne_split', 'dev', "config.analysis.tsne_split='dev'"),
     ('kde_settings', ((10, 5),), 'config.analysis.kde_settings: (10, 5) is not'),
+    ('disentanglement_modules', (3,), 'config.analysis.disentanglement_modules: 3 is not a conv module'),
+    ('disentanglement_factors', ('word',), 'config.analysis.disentanglement_factors: word not among'),
 ])
 def test_bad_settings_name_the_key(demo_workdir, key, value, expected):
   workdir, config = demo_workdir

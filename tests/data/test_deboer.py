@@ -91,9 +91,15 @@ def test_syllables_labels(shared_data, cache):
   assert test.load(np.arange(3), 0)['audio'].shape == (3, 8821)
   counts = np.bincount(test.labels['syllable'], minlength=9)
   assert list(counts) == [36, 44, 29, 39, 41, 32, 59, 40, 40]  # reference-semantics §4.2
-  for name, s, v in zip(test.names, test.labels['syllable'], test.labels['vowel']):
+  for i, (name, s, v) in enumerate(zip(test.names, test.labels['syllable'], test.labels['vowel'])):
     assert SYLLABLES[s] == name[-2:] and 'aiu'[v] == name[-1]
+    # the factors: consonant, vowel and the syllable's place in its word ({word}_{take}_{position}_{syllable})
+    word, _, position, syllable = name.split('_')
+    assert 'bdg'[test.labels['consonant'][i]] == syllable[0]
+    assert test.labels['position'][i] == int(position) - 1 and word[2 * int(position) - 2:2 * int(position)] == syllable
   assert test.class_names['vowel'] == ['a', 'i', 'u'] and test.class_names['syllable'] == list(SYLLABLES)
+  assert test.class_names['consonant'] == ['b', 'd', 'g'] and test.class_names['position'] == ['1', '2', '3']
+  assert list(np.bincount(test.labels['position'])) == [120, 120, 120]
 
 
 @pytest.mark.slow

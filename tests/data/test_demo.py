@@ -54,11 +54,13 @@ def test_words_shapes_and_labels(tmp_path):
 def test_syllables_shapes_and_labels(tmp_path):
   source = make_source(_demo(tmp_path, demo_num_train=72), 'train', 'syllables')
   assert source.audio.shape == (72, 8821)
-  assert sorted(source.labels) == ['speaker', 'syllable', 'vowel']
+  assert sorted(source.labels) == ['consonant', 'speaker', 'syllable', 'vowel']
   assert set(np.bincount(source.labels['syllable'], minlength=9)) == {8}
   for i, name in enumerate(source.names):
     syllable = source.class_names['syllable'][source.labels['syllable'][i]]
     assert name.split('_')[1] == syllable and 'aiu'[source.labels['vowel'][i]] == syllable[1]
+    assert source.class_names['consonant'][source.labels['consonant'][i]] == syllable[0] == 'bdg'[
+        source.labels['consonant'][i]]
     assert len(source.frame_labels(i)) == 55
 
 

@@ -79,6 +79,25 @@ def test_samples_differ_per_key_and_means_do_not(sim):
   np.testing.assert_array_equal(run(sample, 3), run(sample, 3))
 
 
+def test_posterior_kl_source_is_the_heads_kl_per_frame_and_dimension(sim):
+  """The 'module_<i>_kl' features: KL(N(mu, exp(logvar)) ‖ N(0, 1)) of the heads, computed here from
+  the encoder's raw outputs, averaged over the valid frames."""
+  from sim_jax.models import encode
+  audio = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (2, 8821)), np.float32)
+  source = features_lib.posterior_kl_source(sim, 1)
+  assert (source.name, source.dim, source.hop) == ('module_1_kl', 8, 80)
+  frames, pooled, valid = compute_features(sim.encoder, source, True, sim.variables, audio,
+                                           np.array([8821, 8821]), jax.random.PRNGKey(0))
+  out = encode(sim.encoder, sim.variables, audio, num_modules=2)[1]
+  mu, var = np.asarray(out['mu'], np.float64), np.exp(np.asarray(out['logvar'], np.float64))
+  expected = 0.5 * (mu ** 2 + var - 1 - np.log(var))  # (B, L, C)
+  np.testing.assert_allclose(np.asarray(frames), expected, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(pooled), expected.mean(1), rtol=1e-4, atol=1e-6)
+  assert np.asarray(valid).all()
+  with pytest.raises(ProbeError, match='no Gaussian posterior'):
+    features_lib.posterior_kl_source(tiny_trained('gim_deboer'), 0)
+
+
 def _demo_source(split='test', count=10):
   config = small_config('demo')
   config.data[f'demo_num_{split}'] = count
