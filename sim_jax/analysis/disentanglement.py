@@ -50,7 +50,10 @@ def select_factors(labels: dict, class_names: dict, wanted=()) -> tuple[list[str
   that is no candidate raises ValueError); empty: every candidate except (a) a label with one class
   among the items (no entropy) and (b) a label that is the product of two or more others — every
   other label that is a function of it jointly determines it (de Boer's syllable = consonant ×
-  vowel): counted as a factor of its own it would make a perfectly factorised code look entangled.
+  vowel): counted as a factor of its own it would make a perfectly factorised code look entangled —
+  and (c) a label some items lack (a negative value, e.g. a folder corpus's empty cell): the metrics
+  need every factor of every item. Asked for explicitly, such a label is used on the items that have
+  it (`labelled_rows`).
   """
   candidates = [k for k in labels if k in class_names]
   if wanted:
@@ -59,13 +62,22 @@ def select_factors(labels: dict, class_names: dict, wanted=()) -> tuple[list[str
       raise ValueError(f'config.analysis.disentanglement_factors: {", ".join(unknown)} not among the '
                        f'item labels ({", ".join(candidates) or "none"})')
     return list(wanted), {k: 'not asked for' for k in candidates if k not in wanted}
-  left_out = {k: 'one class among the items' for k in candidates if len(np.unique(labels[k])) < 2}
+  left_out = {k: f'no value for {int(np.sum(labels[k] < 0))} of {len(labels[k])} items (name it in '
+                 'config.analysis.disentanglement_factors to use the items that have it)'
+              for k in candidates if np.any(labels[k] < 0)}
+  left_out.update({k: 'one class among the items' for k in candidates
+                   if k not in left_out and len(np.unique(labels[k])) < 2})
   varied = [k for k in candidates if k not in left_out]
   for name in varied:
     parts = [k for k in varied if k != name and _is_function_of(labels[k], labels[name])]
     if len(parts) >= 2 and _is_function_of(labels[name], *(labels[k] for k in parts)):
       left_out[name] = 'the product of ' + ' × '.join(parts)
   return [k for k in varied if k not in left_out], left_out
+
+
+def labelled_rows(labels: dict, names) -> np.ndarray:
+  """(N,) bool: the items that have a value (>= 0) for every label in `names`."""
+  return np.all([labels[k] >= 0 for k in names], axis=0)
 
 
 def _is_function_of(y: np.ndarray, *xs: np.ndarray) -> bool:

@@ -559,7 +559,8 @@ def disentanglement_section(config, trained: TrainedEncoder, workdir: str) -> di
   for module in modules:
     started = time.time()
     codes = _disentanglement_codes(config, trained, workdir, module, sources)
-    valid = codes.pop('valid')
+    valid = {split: v & disentanglement.labelled_rows(sources[split].labels, names)
+             for split, v in codes.pop('valid').items()}
     kl = codes.pop('kl', None)
     factors = {split: np.stack([sources[split].labels[k] for k in names], 1)[valid[split]] for split in sources}
     for kind, by_split in codes.items():

@@ -166,6 +166,18 @@ def test_factors_are_the_labels_less_products_and_constants():
   assert kept == ['vowel', 'open']
 
 
+def test_a_label_some_items_lack_is_left_out_unless_asked_for():
+  rng = np.random.default_rng(8)
+  vowel, speaker = rng.integers(0, 3, 50), rng.integers(0, 2, 50)
+  vowel[:10] = -1  # e.g. a folder corpus's empty cells
+  labels, names = {'vowel': vowel, 'speaker': speaker}, {'vowel': ['a', 'i', 'u'], 'speaker': ['p', 'q']}
+  factors, left_out = dis.select_factors(labels, names)
+  assert factors == ['speaker'] and left_out['vowel'].startswith('no value for 10 of 50 items')
+  assert dis.select_factors(labels, names, ('vowel', 'speaker'))[0] == ['vowel', 'speaker']
+  rows = dis.labelled_rows(labels, ['vowel', 'speaker'])
+  assert rows.sum() == 40 and not rows[:10].any()
+
+
 def test_figures_are_written(tmp_path, copied):
   _, r = copied
   dis.plot_mutual_information(r['normalized_mi'], ['a', 'b', 'c'], str(tmp_path / 'mi.png'), 'MI')
