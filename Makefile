@@ -46,3 +46,4 @@ bench: $(PY)
 	$(PY) bench/train_step.py
 	$(PY) bench/data.py
 	$(PY) bench/probe.py
+	$(PY) bench/embed.py

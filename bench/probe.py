@@ -31,11 +31,9 @@ def main() -> None:
   args = parser.parse_args()
 
   import jax
-  from sim_jax import io
+  from encoders import fresh_workdir
   from sim_jax.config import load_config_file
   from sim_jax.probe import run_probe
-  from sim_jax.state import create_train_state
-  from sim_jax.workdir import training_checkpoints
 
   config = load_config_file(os.path.join(REPO, 'configs', 'sim_deboer.py'))
   config.data.root = args.root
@@ -45,12 +43,7 @@ def main() -> None:
     if not workdir:
       config.model.channels = args.channels
       config.model.gru_hidden = args.channels // 2
-      workdir = os.path.join(scratch, 'workdir')
-      _, state = create_train_state(config, jax.random.PRNGKey(0))
-      io.write_json(os.path.join(workdir, 'config.json'), config.to_dict())
-      checkpoints = training_checkpoints(workdir)
-      checkpoints.save(state)
-      checkpoints.close()
+      workdir = fresh_workdir(config, os.path.join(scratch, 'workdir'))
     else:  # keep the workdir's cache and results untouched: probe a copy of its checkpoints
       copy = os.path.join(scratch, 'workdir')
       shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns('probes', 'decoder', 'report'))

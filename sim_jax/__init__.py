@@ -22,3 +22,18 @@ def _jaxlib_has_scheduler_flag() -> bool:
 
 if _SCHEDULER_FLAG not in os.environ.get('XLA_FLAGS', '') and _jaxlib_has_scheduler_flag():
   os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} --{_SCHEDULER_FLAG}=false".strip()
+
+# The feature-extractor API, imported on first use so that `import sim_jax` stays cheap (and starts no
+# jax before the flag above is set): sim_jax.load_encoder(workdir).encode(waves), see sim_jax/embedding.py.
+_EMBEDDING = ('load_encoder', 'FeatureExtractor', 'ModuleFeatures')
+
+
+def __getattr__(name: str):
+  if name in _EMBEDDING:
+    from sim_jax import embedding
+    return getattr(embedding, name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__() -> list[str]:
+  return sorted(list(globals()) + list(_EMBEDDING))

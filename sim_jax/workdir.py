@@ -174,9 +174,10 @@ def changed_settings(old: dict, new: dict, free: tuple[str, ...] = ()) -> list[s
 
 
 def record_settings(path: str, settings: dict, *, resuming: bool, free: tuple[str, ...] = (),
-                    fix: str) -> None:
-  """Write the settings of a run to `path` (JSON); when `resuming` from the checkpoints it made,
-  first check they are the settings those checkpoints were made with (`changed_settings`).
+                    fix: str, holds: str = 'checkpoints') -> None:
+  """Write the settings of a run to `path` (JSON); when `resuming` from the `holds` it made
+  (checkpoints, or embed.py's feature files), first check they are the settings those were made
+  with (`changed_settings`).
 
   A difference raises WorkdirError, one line naming each differing key with its old and new value,
   then `fix`; nothing is written.
@@ -184,7 +185,7 @@ def record_settings(path: str, settings: dict, *, resuming: bool, free: tuple[st
   if resuming and os.path.exists(path):
     changed = changed_settings(io.read_json(path), settings, free)
     if changed:
-      raise WorkdirError(f'{os.path.dirname(path) or "."} holds checkpoints made with '
+      raise WorkdirError(f'{os.path.dirname(path) or "."} holds {holds} made with '
                          f'{", ".join(changed)}; {fix}')
   io.write_json(path, settings)
 

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sim_jax.models.layers import GRU, BatchNorm1d, Conv1d, conv_frames, torch_uniform
 
@@ -87,6 +88,27 @@ def layers_receptive_field(layers) -> int:
   for kernel, stride, *_ in reversed(layers):
     field = (field - 1) * stride + kernel
   return field
+
+
+def layers_start(layers) -> int:
+  """Input frame where the receptive field of output frame 0 of the conv `layers` starts: minus the
+  convs' zero padding on the left, e.g. -212 samples through the whole base stack. Output frame t
+  sees input frames [start + t·hop, start + t·hop + receptive field)."""
+  start, hop = 0, 1
+  for _, stride, padding, *_ in layers:
+    start -= padding * hop
+    hop *= stride
+  return start
+
+
+def layers_valid_frames(layers, length):
+  """Output frames of the conv `layers` whose receptive field ends inside the first `length` input
+  frames (an int or a numpy array, elementwise), e.g. 63 of the 64 frames of 10240 samples through
+  the base stack: the frames nothing after `length` can change. The later frames reach into the
+  convs' zero padding on the right, which in a batch padded past `length` holds the previous
+  layer's output on the padding instead; the left padding is the same in every pass."""
+  hop, field = layers_hop(layers), layers_receptive_field(layers)
+  return np.maximum((length - layers_start(layers) - field) // hop + 1, 0)
 
 
 def stack_layers(specs: Sequence[ModuleSpec], module: int | None = None, layer: int | None = None) -> tuple:
@@ -270,14 +292,18 @@ def make_encoder(model_config, specs: Sequence[ModuleSpec]) -> Encoder:
   return Encoder(tuple(specs), num_steps=model_config.prediction_steps, matmul_precision=precision)
 
 
-def encode(encoder: Encoder, variables, audio, *, num_modules: int | None = None, sample_key=None):
+def encode(encoder: Encoder, variables, audio, *, num_modules: int | None = None, sample_key=None,
+           eps=None):
   """Eval-mode forward (BatchNorm on running statistics): per-module output dicts.
 
   With `sample_key`, Gaussian (SIM) modules pass on a fresh sample z ~ N(mu, exp(logvar)) as the
-  original's `get_latents` does; without it every module passes on its mean (deterministic).
+  original's `get_latents` does; without it every module passes on its mean (deterministic). `eps`
+  feeds draws made elsewhere instead (per module a pair (eps_c, eps_z) or None, as `Encoder` takes
+  them): e.g. draws that do not depend on a row's batch or padding (`sim_jax.embedding`).
   """
+  if sample_key is not None and eps is not None:
+    raise ValueError('pass sample_key or eps, not both')
   n = len(encoder.specs) if num_modules is None else num_modules
-  eps = None
   if sample_key is not None:
     frames = frame_counts(encoder.specs, audio.shape[1])
     eps = []

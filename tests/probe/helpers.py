@@ -12,9 +12,10 @@ from sim_jax.workdir import TrainedEncoder, training_checkpoints
 from tests.train.helpers import small_config
 
 
-def tiny_trained(name: str = 'sim_deboer', channels: int = 8, seed: int = 0) -> TrainedEncoder:
-  """An untrained encoder of configs/<name>.py (narrow), as `load_trained_encoder` returns it."""
-  config = small_config(name, channels=channels)
+def tiny_trained(name: str = 'sim_deboer', channels: int = 8, seed: int = 0, **overrides) -> TrainedEncoder:
+  """An untrained encoder of configs/<name>.py (narrow), as `load_trained_encoder` returns it;
+  `overrides` as `small_config`'s (section__key=value)."""
+  config = small_config(name, channels=channels, **overrides)
   encoder = make_encoder(config.model, module_specs(config.model))
   # parameter shapes (and flax's per-parameter draws) do not depend on the input length
   variables = encoder.init(jax.random.PRNGKey(seed), jnp.zeros((1, 2048)), True)
