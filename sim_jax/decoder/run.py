@@ -175,7 +175,7 @@ def write_traversals(stage: _Stage, items: list, sweep_dims: list[int] | None, s
   return sections
 
 
-def loader_items(num_items: int, loader_batch: int) -> int:
+def loader_item_count(num_items: int, loader_batch: int) -> int:
   """How many test items the original's decoder test loader yields (shuffle off, drop_last): the
   first floor(N / batch)·batch; all N when loader_batch is 0 or the split is smaller than a batch
   (where the original's loader yields nothing)."""
@@ -188,7 +188,7 @@ def write_score(stage: _Stage, test_source) -> tuple[dict, dict | None]:
   """The interpolation contribution score on the test split, and its curve; and on the same items
   and pairs the eval_decoder notebook's interpolation concentration (None when switched off)."""
   cfg = stage.cfg
-  num_items = loader_items(len(test_source), cfg.test_loader_batch)
+  num_items = loader_item_count(len(test_source), cfg.test_loader_batch)
   items, pairs = score.choose_pairs(num_items, cfg.score_items, cfg.score_pairs, cfg.seed)
   _, z = stage.encode_items(test_source, items, stream=3)
   result = score.contribution_score(stage.decode_fn, stage.variables, z, pairs,

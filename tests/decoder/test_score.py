@@ -70,12 +70,12 @@ def test_decoder_defaults_and_scored_items_are_the_originals():
   LibriSpeech batch 8 never reaches them); its test loader (shuffle off, drop_last) yields the first
   floor(N/64)·64 test items — 128 of de Boer's 171 — from which the score draws 200 (all, if fewer)."""
   from sim_jax.config import decoder_config
-  from sim_jax.decoder.run import loader_items
+  from sim_jax.decoder.run import loader_item_count
   for corpus in ('deboer', 'librispeech'):
     cfg = decoder_config(corpus)
     assert (cfg.batch_size, cfg.test_loader_batch, cfg.score_items, cfg.score_pairs) == (64, 64, 200, 0)
     assert cfg.notebook_concentration
-  assert loader_items(171, 64) == 128 and loader_items(5707, 64) == 5696
-  assert loader_items(40, 64) == 40 and loader_items(171, 0) == 171  # under one batch; every item
-  items, pairs = choose_pairs(loader_items(171, 64), 200, 0, seed=0)
+  assert loader_item_count(171, 64) == 128 and loader_item_count(5707, 64) == 5696
+  assert loader_item_count(40, 64) == 40 and loader_item_count(171, 0) == 171  # under one batch; every item
+  items, pairs = choose_pairs(loader_item_count(171, 64), 200, 0, seed=0)
   assert list(items) == list(range(128)) and len(pairs) == 128 * 127  # the notebook's 16,256 pairs
