@@ -1,5 +1,5 @@
 # sim-jax: `make demo` trains on the built-in demo corpus, `make test` runs the test suite,
-# `make reproduce SCALE=smoke|cpu|paper [BETAS="0 0.001 0.01 0.1"] [DATA=<de Boer folder>]` the paper's
+# `make reproduce SCALE=smoke|cpu|paper [BETAS="0 0.001 0.01 0.1"] [DATA=<de Boer folder>] [ARGS=<more flags>]` the paper's
 # SIM-vs-GIM experiment into workdirs/reproduce_<scale>/ (rerun to resume).
 # Both create the virtual environment from requirements.txt first if it is missing.
 PYTHON ?= python3
@@ -15,6 +15,7 @@ $(PY): requirements.txt
 .PHONY: venv demo test test-fast bench reproduce
 SCALE ?= cpu
 BETAS ?=
+ARGS ?=
 DATA ?= $(firstword $(wildcard data/de_boer ../shared/data/de_boer) data/de_boer)
 empty :=
 space := $(empty) $(empty)
@@ -33,7 +34,7 @@ demo: $(PY)
 
 reproduce: $(PY)
 	$(PY) reproduce.py --config=configs/reproduce.py --scale=$(SCALE) --workdir=workdirs/reproduce_$(SCALE) \
-	  --config.data_root=$(DATA) $(if $(strip $(BETAS)),--betas=$(subst $(space),$(comma),$(strip $(BETAS))))
+	  --config.data_root=$(DATA) $(if $(strip $(BETAS)),--betas=$(subst $(space),$(comma),$(strip $(BETAS)))) $(ARGS)
 
 test: $(PY)
 	$(PY) -m ruff check .

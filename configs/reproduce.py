@@ -33,6 +33,9 @@ def get_config():
   config.sim_config = os.path.join(HERE, 'sim_deboer.py')  # β > 0 (its model.kld_weight is set to β)
   config.gim_config = os.path.join(HERE, 'gim_deboer.py')  # β = 0
   config.data_root = ''  # '' = the encoder configs' data.root; the folder holding reshuffledv2/
+  # 0 = the encoder configs' K (10, the original's code); 12 = the K of the original's logged run and of
+  # the eval_decoder notebook's model (trained before its commit 06da342 "k=10"): compare like with like
+  config.prediction_steps = 0
   config.scales = ml_collections.ConfigDict(dict(
       paper=dict(probe=dict(seeds=3)),
       cpu=dict(  # 115 min on 2 idle cores in all (measured; README); the decoder at batch 8:

@@ -82,6 +82,8 @@ def probe_config(dataset: str) -> ml_collections.ConfigDict:
                                             # speakers, 1 utterance for phones)
       gradient_clipping=placeholder(float),  # None: the task's recipe (1.0 speakers/phones, else off); 0 = off
       shuffle=placeholder(bool),            # None: the task's recipe (phones train in the split file's order)
+      drop_last=True,             # whole training batches only, as the original's loaders (drop_last=True): the
+                                  # last partial batch of each epoch's order is left out; False: it trains too
       eval_every_epochs=1,        # test accuracy for the learning curve every n epochs; 0 = only at the end
       train_crops=0,              # cropping data (LibriSpeech) and 'sample' features: 0 = a fresh crop set / draw
                                   # every epoch (the original); n = n sets drawn once (per seed) and cycled
@@ -103,7 +105,10 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
       loss='mse',                 # mse | stft | mel | fft | mse+stft | mse+mel | mse+fft (the README runs use mse)
       num_epochs=50 if _crops(dataset) else 200,
       learning_rate=2e-4,
-      batch_size=8 if _crops(dataset) else 64,
+      # every corpus: the original's decoder loaders read batch_size_multiGPU, 64 when its config is built
+      # (config_code/config_classes.py:47, data/get_dataloader.py:97-110); its README's LibriSpeech
+      # `decoder_config.dataset.batch_size=8` sets a field they never read
+      batch_size=64,
       steps_per_epoch=-1,         # -1: the whole training split; n: at most n steps (quick runs)
       eval_steps=-1,              # test batches per epoch; -1: the whole test split
       log_every_steps=10,         # train-loss records in metrics.jsonl
@@ -121,8 +126,15 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
       num_sweeps=3,               # dims swept when sweep_dims is '' (probe's largest weights, else largest std)
       sweep_steps=7,              # values per sweep, from -sweep_sigmas to +sweep_sigmas standard deviations
       sweep_sigmas=3.0,
-      score_items=200,            # contribution score: test items used (all if fewer), as the original
-      score_pairs=0,              # ordered pairs of them scored; 0 = all
+      # the original's decoder test loader (batch 64, shuffle off, drop_last): the contribution score and the
+      # notebook's concentration read the test items of whole batches, the first floor(N/64)·64 (de Boer:
+      # 128 of 171); 0 = every test item
+      test_loader_batch=64,
+      score_items=200,            # at most this many of those items, drawn at random (all if fewer), as the original
+      score_pairs=0,              # ordered pairs of them scored, by both measures; 0 = all; n = a random n
+      # also the eval_decoder notebook's interpolation concentration, the paper's figure (decoder/concentration.py:
+      # mean absolute error, k = 16, 32, 64, 128 of 512 dims) on the same items and pairs: 4 decodes a pair
+      notebook_concentration=True,
   ))
 
 
@@ -167,6 +179,8 @@ def analysis_config() -> ml_collections.ConfigDict:
       kde_settings=((10, 5, 1000), (50, 5, 1000), (100, 5, 1000), (512, 5, 1000), (512, 5, -1), (512, -1, -1)),
       kde_max_vectors=0,          # 0: no cap (the original); n: at most n random vectors per estimate (quick runs)
       kde_repeats=3,              # estimates per setting (the original's 3)
+      kde_redraw=True,            # SIM samples drawn afresh for every estimate, as the original re-encodes its test
+                                  # loader each time (one encoder pass of the split per estimate); False: one draw
       kde_bandwidth=0.1,          # the original's
       # Disentanglement against the items' known factors (not in the original; sim_jax/analysis/disentanglement.py):
       # MIG, DCI, SAP, modularity, the MI map, active units and SIM's per-dimension KL, on the labelled items of

@@ -1,6 +1,7 @@
 """The paper's SIM-vs-GIM experiment on de Boer in one command, stage by stage, resumable.
 
   python reproduce.py --config=configs/reproduce.py --scale=smoke|cpu|paper [--betas=0,0.001,0.01,0.1]
+      [--config.prediction_steps=12]
 
 For every β (0 = GIM, configs/gim_deboer.py; β > 0 = SIM with that KL weight, configs/sim_deboer.py),
 with the same seed and data order, `reproduce` runs in `<workdir>/<model>/`:
@@ -12,6 +13,9 @@ with the same seed and data order, `reproduce` runs in `<workdir>/<model>/`:
                  main_vowel_classifier_analysis.py reads this probe);
   decoder        decode.py's decoder of module 0 and the interpolation contribution score curve
                  (relative error after interpolating the n most different dimensions);
+  interpolation  the decoder of the last conv module as the original's eval_decoder notebook had it
+                 (module 2, MSE + mel loss, SIM samples) and the notebook's interpolation
+                 concentration, the paper's figure (sim_jax/decoder/concentration.py);
   analysis       analyze.py's report, which also computes the total correlation (KDE + Gaussian);
   disentanglement  the report's Disentanglement section (MIG, DCI, SAP, modularity, active units per
                  module and kind of code on the syllables' consonant / vowel / position; computed by
@@ -19,8 +23,9 @@ with the same seed and data order, `reproduce` runs in `<workdir>/<model>/`:
 Each stage writes `<model>/reproduce/<stage>.json` last, atomically; a rerun skips the stages that have
 one (train and decoder also resume inside a stage). Every setting comes from the encoder config files
 and their defaults; the scale (configs/reproduce.py) overrides only sizes: width, epochs, batch, steps,
-probe seeds / epochs, decoder epochs, pairs and items. Then `<workdir>/table.json`, `table.md` and
-`tradeoff.png` are written, with the original's logged figures beside ours, and with several β values
+probe seeds / epochs, decoder epochs, pairs and items (`--config.prediction_steps=12` trains with the
+K of the original's logged run instead). Then `<workdir>/table.json`, `table.md` and `tradeoff.png` are
+written, with the original's logged figures beside ours, and with several β values
 `disentanglement_beta.png` (the disentanglement metrics against β).
 """
 
@@ -44,17 +49,22 @@ from sim_jax.workdir import changed_settings  # noqa: E402
 TASKS = ('syllables', 'vowels')
 SOURCES = ('module_0', 'module_1', 'module_2', 'context')
 CONCENTRATION_PROBE = ('vowels', 'module_2')  # bias-free, the last conv module: what the original analyses
-STAGES = ('train', 'probes', 'concentration', 'decoder', 'analysis', 'disentanglement')
+STAGES = ('train', 'probes', 'concentration', 'decoder', 'interpolation', 'analysis', 'disentanglement')
+# The decoder the eval_decoder notebook (fdenoodt/Smooth-InfoMax@d39935c) reads: the last conv module's
+# (`forward_through_all_cnn_modules`), trained with its config's MSE + mel loss (config_code/sim_setup.py
+# `decoder_loss=DecoderLoss.MSE_MEL`; the notebook prints "Loading decoder trained w/ loss: DecoderLoss.MSE_MEL").
+NOTEBOOK_DECODER = {'module': 2, 'loss': 'mse+mel'}
 # Collapse: every module's validation InfoNCE at least this share of chance, ln(1 + negatives), and
 # (SIM) every module's KL below KL_COLLAPSED nats (the KL as the loss reports it: summed over time).
 NCE_COLLAPSED_SHARE = 0.95
 KL_COLLAPSED = 1.0
 # The original's logged figures (de Boer, 512 channels, 1000 epochs, batch 64, K = 12, seed 2, test
 # set 320 items with drop_last); accuracies are of the GRU context probes (bias on, §5.1), the
-# interpolation figure from its eval_decoder notebook, which did not record n.
+# interpolation concentration from its eval_decoder notebook (cells 3–4, reference-semantics §6.6).
 ORIGINAL = {
     'setting': 'the original (de Boer, 512 channels, 1000 epochs, batch 64, K = 12, seed 2, 320 test '
-               'items with drop_last; interpolation: its eval_decoder notebook, n not recorded)',
+               'items with drop_last; interpolation: its eval_decoder notebook — module 2, an MSE + mel '
+               'decoder, all pairs of 128 test words, k = 16, 32, 64, 128)',
     'gim': {'syllables_context': 0.528, 'vowels_context': 0.966, 'interpolation': 0.867},
     'sim': {'syllables_context': 0.484, 'vowels_context': 0.950, 'interpolation': 0.541},
 }
@@ -82,6 +92,8 @@ def experiment_config(config, scale: str, beta: float) -> ml_collections.ConfigD
     raise ValueError(f'configs/reproduce.py scales.{scale}: {reason}') from None
   if config.data_root:
     model.data.root = config.data_root
+  if config.prediction_steps:
+    model.model.prediction_steps = int(config.prediction_steps)
   if beta > 0:
     model.model.kld_weight = float(beta)
   return model
@@ -91,7 +103,8 @@ def experiment_config(config, scale: str, beta: float) -> ml_collections.ConfigD
 # settings, so changing, say, the decoder's settings redoes the decoder, not the training or probes.
 LATER_SECTIONS = ('probe', 'decoder', 'analysis')
 STAGE_READS = {'train': (), 'probes': ('probe',), 'concentration': ('probe',), 'decoder': ('decoder',),
-               'analysis': ('probe', 'decoder', 'analysis'), 'disentanglement': ('probe', 'analysis')}
+               'interpolation': ('decoder',), 'analysis': ('probe', 'decoder', 'analysis'),
+               'disentanglement': ('probe', 'analysis')}
 
 
 def stage_settings(settings: dict, stage: str) -> dict:
@@ -201,8 +214,11 @@ def score_summary(ks, relative, width: int) -> dict:
 
 
 def decoder_stage(config, workdir: str) -> dict:
-  """decode.py's decoder and the interpolation contribution score curve."""
+  """decode.py's decoder and the interpolation contribution score curve (the notebook's figure is
+  the interpolation stage's, on the last conv module: not computed here)."""
   from sim_jax.decoder.run import run
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.decoder.notebook_concentration = False
   r = run(config, workdir)
   score = r['contribution_score']
   return {'module': r['module'], 'k': score['k'], 'relative': score['relative'],
@@ -210,6 +226,22 @@ def decoder_stage(config, workdir: str) -> dict:
           'encoder_step': r['encoder_step'], 'decoder_step': r['decoder_step'],
           'test_mse': r['reconstruction']['test_mse'], 'snr_db': r['reconstruction']['snr_db'],
           **score_summary(score['k'], score['relative'], config.model.channels)}
+
+
+def interpolation_stage(config, workdir: str) -> dict:
+  """The notebook's decoder (NOTEBOOK_DECODER) and its interpolation concentration, the paper's
+  figure; the same decoder's contribution score curve beside it."""
+  from sim_jax.decoder.run import run
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.decoder.update(NOTEBOOK_DECODER, notebook_concentration=True)
+  r = run(config, workdir)
+  notebook, score = r['interpolation_concentration'], r['contribution_score']
+  return {'module': r['module'], 'loss': r['loss'], 'latents': r['latents'],
+          **{k: notebook[k] for k in ('concentration', 'distance', 'max_distance', 'k', 'distance_per_k',
+                                      'num_pairs', 'num_items')},
+          'contribution': {'k': score['k'], 'relative': score['relative']},
+          'encoder_step': r['encoder_step'], 'decoder_step': r['decoder_step'],
+          'test_mse': r['reconstruction']['test_mse'], 'snr_db': r['reconstruction']['snr_db']}
 
 
 def analysis_stage(config, workdir: str) -> dict:
@@ -252,7 +284,7 @@ def disentanglement_stage(config, workdir: str) -> dict:
 
 
 STAGE_FUNCTIONS = {'train': train_stage, 'probes': probes_stage, 'concentration': concentration_stage,
-                   'decoder': decoder_stage, 'analysis': analysis_stage,
+                   'decoder': decoder_stage, 'interpolation': interpolation_stage, 'analysis': analysis_stage,
                    'disentanglement': disentanglement_stage}
 
 
@@ -266,11 +298,18 @@ def table_entry(config, beta: float, workdir: str, records: dict) -> dict:
       'collapsed': records['train']['collapsed'], 'validation': records['train']['validation'],
       'probes': {k: {x: v[x] for x in ('mean', 'std', 'seeds', 'chance')}
                  for k, v in records['probes']['probes'].items()},
-      'concentration': {'interpolation': records['decoder']['relative_at_n'],
-                        'interpolation_n': records['decoder']['n'],
-                        'interpolation_auc_log2': records['decoder']['auc_log2'],
-                        'interpolation_curve': {'k': records['decoder']['k'],
-                                                'relative': records['decoder']['relative']},
+      'concentration': {'interpolation': records['interpolation']['concentration'],
+                        'interpolation_module': records['interpolation']['module'],
+                        'interpolation_pairs': records['interpolation']['num_pairs'],
+                        'interpolation_k': records['interpolation']['k'],
+                        'interpolation_distance_per_k': records['interpolation']['distance_per_k'],
+                        'interpolation_snr_db': records['interpolation']['snr_db'],
+                        'contribution_module': records['decoder']['module'],
+                        'contribution_at_n': records['decoder']['relative_at_n'],
+                        'contribution_n': records['decoder']['n'],
+                        'contribution_auc_log2': records['decoder']['auc_log2'],
+                        'contribution_curve': {'k': records['decoder']['k'],
+                                               'relative': records['decoder']['relative']},
                         'dims_50': records['concentration']['dims_50'],
                         'dims_90': records['concentration']['dims_90'],
                         'entropy': records['concentration']['entropy'],
@@ -283,8 +322,9 @@ def table_entry(config, beta: float, workdir: str, records: dict) -> dict:
                    'learning_rate': t.learning_rate, 'steps_per_epoch': t.steps_per_epoch,
                    'seed': config.seed, 'probe': config.probe.to_dict(),
                    'decoder': {k: config.decoder[k] for k in ('module', 'latents', 'loss', 'num_epochs',
-                                                              'steps_per_epoch', 'score_items',
-                                                              'score_pairs', 'checkpoint')},
+                                                              'steps_per_epoch', 'test_loader_batch',
+                                                              'score_items', 'score_pairs', 'checkpoint')},
+                   'notebook_decoder': NOTEBOOK_DECODER,
                    'analysis': config.analysis.to_dict()},
       'report': records['analysis']['report'],
   }
@@ -299,13 +339,17 @@ def table_markdown(table: dict) -> str:
   models = table['models']
   lines = [f'# SIM vs GIM on de Boer — scale `{table["scale"]}`', '',
            f'Workdir `{table["workdir"]}`; wall time {table["minutes"]:.0f} min. Probe accuracy in % '
-           f'(mean ± std over seeds; chance: syllables 11.1, vowels 33.3); interpolation: relative '
-           f'decoder error after interpolating the n = width/8 most different dimensions of module 0 '
-           f'(lower: more concentrated), AUC: its mean over log2 n; dims 90 %: dimensions holding 90 % '
-           f'of the bias-free vowel probe\'s |w| (module 2), entropy of |w| in nats.', '',
+           f'(mean ± std over seeds; chance: syllables 11.1, vowels 33.3); interpolation: the original\'s '
+           f'eval_decoder notebook figure on module 2 (mean |decoder error| after swapping the k = 1/32 … '
+           f'1/4 of the width most different dimensions, over its error with none swapped; lower: more '
+           f'concentrated); contribution (module 0): the contribution score\'s relative MSE after '
+           f'swapping the n = width/8 most different dimensions, AUC: its mean over log2 n; dims 90 %: '
+           f'dimensions holding 90 % of the bias-free vowel probe\'s |w| (module 2), entropy of |w| in nats.',
+           '',
            '| model | β | ch | epochs | collapsed | val InfoNCE | val KL | syll. context | vowels context '
-           '| interpolation (n) | AUC | dims 90 % | entropy | Gaussian TC excess | KDE TC (ch) |',
-           '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+           '| interpolation | contribution m0 (n) | AUC m0 | dims 90 % | entropy | Gaussian TC excess '
+           '| KDE TC (ch) |',
+           '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for e in models:
     c, tc, v = e['concentration'], e['total_correlation'], e['validation']
     kde = f'{tc["kde"][-1]["tc_mean"]:.3g} ({tc["kde"][-1]["channels"]})' if tc['kde'] else '—'
@@ -313,14 +357,15 @@ def table_markdown(table: dict) -> str:
         f'| {e["name"]} | {e["beta"]:g} | {e["channels"]} | {e["epochs"]} | '
         f'{"**yes**" if e["collapsed"] else "no"} | {" / ".join(f"{x:.2f}" for x in v["nce"])} | '
         f'{" / ".join(f"{x:.3g}" for x in v["kld"])} | {_pm(e["probes"]["syllables_context"])} | '
-        f'{_pm(e["probes"]["vowels_context"])} | {c["interpolation"]:.3f} ({c["interpolation_n"]}) | '
-        f'{c["interpolation_auc_log2"]:.3f} | {c["dims_90"]:.1f} | {c["entropy"]:.2f} | '
+        f'{_pm(e["probes"]["vowels_context"])} | {c["interpolation"]:.3f} | '
+        f'{c["contribution_at_n"]:.3f} ({c["contribution_n"]}) | '
+        f'{c["contribution_auc_log2"]:.3f} | {c["dims_90"]:.1f} | {c["entropy"]:.2f} | '
         f'{tc["gaussian_excess"]:.3g} | {kde} |')
   for kind in ('gim', 'sim'):
     o = ORIGINAL[kind]
     lines.append(f'| original {kind.upper()} | {0 if kind == "gim" else 0.01:g} | 512 | 1000 | | | | '
                  f'{100 * o["syllables_context"]:.1f} | {100 * o["vowels_context"]:.1f} | '
-                 f'{o["interpolation"]:.3f} (not recorded) | | | | | |')
+                 f'{o["interpolation"]:.3f} | | | | | | |')
   lines += ['', f'Original rows: {ORIGINAL["setting"]}. Collapsed: every module\'s validation InfoNCE '
             f'≥ {NCE_COLLAPSED_SHARE:g} · ln(1 + negatives) and (SIM) every KL < {KL_COLLAPSED:g} — '
             'such a row is not SIM\'s result.', '', '## Probes on every module (accuracy %, mean ± std)', '',
@@ -419,7 +464,7 @@ def plot_tradeoff(table: dict, path: str) -> None:
       ax.plot(o['interpolation'], 100 * o[key], marker='*', markersize=14, markerfacecolor='none',
               markeredgecolor=color, linestyle='none', label=f'original {kind.upper()} (512 ch, 1000 epochs)')
     ax.axhline(100 * models[0]['probes'][key]['chance'], color='0.8', linestyle=':', label='chance')
-    ax.set_xlabel('interpolation relative error at n = width/8 (lower: more concentrated)')
+    ax.set_xlabel('interpolation concentration, the eval_decoder notebook\'s (lower: more concentrated)')
     ax.set_ylabel(f'{task} accuracy, context probe (%)')
     ax.set_title(task)
     ax.legend(fontsize=7, loc='best')

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from sim_jax.config import load_config_file
-from sim_jax.reproduce import (DISENTANGLEMENT_METRICS, SOURCES, STAGES, TASKS, collapsed, experiment_config,
-                               model_name, score_summary)
+from sim_jax.reproduce import (DISENTANGLEMENT_METRICS, NOTEBOOK_DECODER, SOURCES, STAGES, TASKS, collapsed,
+                               experiment_config, model_name, score_summary)
+from sim_jax.workdir import load_trained_encoder
 from tests.conftest import REPO
 
 CONFIG = os.path.join(REPO, 'configs', 'reproduce.py')
@@ -41,6 +42,13 @@ def test_each_beta_gets_its_encoder_recipe_and_the_scale_changes_only_sizes():
                'analysis.kde_max_vectors', 'analysis.batch_size', 'analysis.kde_batch_size'}
     assert changed <= allowed, changed - allowed
   assert model_name(0.0) == 'gim' and model_name(0.01) == 'sim_beta0.01'
+
+
+def test_prediction_steps_option_sets_k_for_every_model():
+  config = load_config_file(CONFIG)
+  assert experiment_config(config, 'cpu', 0.01).model.prediction_steps == 10  # the configs' K
+  config.prediction_steps = 12
+  assert [experiment_config(config, 'cpu', b).model.prediction_steps for b in (0.0, 0.01)] == [12, 12]
 
 
 def test_bad_scale_override_and_beta_are_one_line_errors():
@@ -98,7 +106,8 @@ def _numbers(tree, path=''):
 def _reproduce(workdir, shared_data, *extra, status=0):
   proc = subprocess.run(
       [sys.executable, os.path.join(REPO, 'reproduce.py'), f'--config={CONFIG}', '--scale=smoke',
-       f'--workdir={workdir}', f'--config.data_root={os.path.join(shared_data, "de_boer")}', *extra],
+       f'--workdir={workdir}', f'--config.data_root={os.path.join(shared_data, "de_boer")}',
+       '--config.prediction_steps=12', *extra],  # the logged run's K: the option runs end to end
       capture_output=True, text=True, cwd=REPO, timeout=1800)  # ~4 min on 2 idle cores
   assert proc.returncode == status, proc.stderr[-3000:]
   return proc.stderr.strip().splitlines() if status else [
@@ -123,9 +132,27 @@ def test_smoke_scale_end_to_end_writes_a_finite_table_and_resumes(tmp_path, shar
       assert p['std'] == pytest.approx(np.std(p['seeds']))
       assert all(round(a * 360) == pytest.approx(a * 360) for a in p['seeds'])
     c = e['concentration']
-    assert c['interpolation_n'] == 2 and c['interpolation_curve']['k'] == [2, 4, 8, 16]
-    assert c['interpolation'] == c['interpolation_curve']['relative'][0]
-    assert c['interpolation_curve']['relative'][-1] == pytest.approx(0.0, abs=1e-6)  # all dims swapped
+    # headline: the eval_decoder notebook's figure, from the decoder of module 2 trained as its (MSE + mel)
+    decoded = json.loads((workdir / e['name'] / 'decoder' / 'module_2' / 'results.json').read_text())
+    assert (decoded['module'], decoded['loss']) == (NOTEBOOK_DECODER['module'], NOTEBOOK_DECODER['loss'])
+    assert decoded['latents'] == ('sample' if e['model'] == 'sim' else 'mean')
+    notebook = decoded['interpolation_concentration']
+    assert c['interpolation'] == notebook['concentration'] > 0
+    assert notebook['distance'] == pytest.approx(np.mean(notebook['distance_per_k']))
+    assert c['interpolation'] == pytest.approx(notebook['distance'] / notebook['max_distance'])
+    # 16 channels: k = 1/32 … 1/4 of the width, at least 1; the contribution score's 16 pairs of 8 items
+    assert c['interpolation_k'] == [1, 1, 2, 4] and c['interpolation_module'] == 2
+    assert c['interpolation_pairs'] == notebook['num_pairs'] == decoded['contribution_score']['num_pairs'] == 16
+    # beside it, the contribution score of module 0 (MSE, n = 2 … width), as before
+    m0 = json.loads((workdir / e['name'] / 'decoder' / 'module_0' / 'results.json').read_text())
+    assert m0['module'] == c['contribution_module'] == 0 and 'interpolation_concentration' not in m0
+    assert c['contribution_n'] == 2 and c['contribution_curve']['k'] == [2, 4, 8, 16]
+    assert c['contribution_at_n'] == c['contribution_curve']['relative'][0]
+    assert c['contribution_curve']['relative'][-1] == pytest.approx(0.0, abs=1e-6)  # all dims swapped
+    # K = 12: the predictor maps a 16-channel frame to 12 future frames
+    assert e['settings']['prediction_steps'] == 12
+    trained = load_trained_encoder(e['workdir'], 'latest')
+    assert trained.variables['params']['module_0']['predictor'].shape == (16, 12 * 16)
     assert 1 <= c['dims_90'] <= 16 and 0 < c['entropy'] <= math.log(16) + 1e-9
     assert set(e['minutes']) == set(STAGES)
     d = e['disentanglement']  # the syllables' factors; 64 train + 64 test items at smoke scale
@@ -150,6 +177,7 @@ def test_smoke_scale_end_to_end_writes_a_finite_table_and_resumes(tmp_path, shar
   assert not bad, bad
   md = (workdir / 'table.md').read_text()
   assert '| gim |' in md and '| sim_beta0.01 |' in md and 'original SIM' in md
+  assert '| interpolation | contribution m0 (n) |' in md and '| 0.541 |' in md
   assert '| sim_beta0.01 | 2 | sample |' in md and '| gim | 0 | mean |' in md  # the disentanglement rows
   for figure in ('tradeoff.png', 'disentanglement_beta.png'):
     assert (workdir / figure).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

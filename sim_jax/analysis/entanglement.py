@@ -19,6 +19,7 @@ Two estimators:
 
 import functools
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -157,12 +158,17 @@ def setting_label(channels: int, times: int, max_items: int) -> str:
 
 
 def kde_tc_table(frames: np.ndarray, offsets: np.ndarray, settings, repeats: int, bandwidth: float,
-                 batch_size: int, drop_last: bool, max_vectors: int, seed: int) -> list[dict]:
+                 batch_size: int, drop_last: bool, max_vectors: int, seed: int,
+                 redraw: Callable[[int], np.ndarray] | None = None) -> list[dict]:
   """The original's KDE TC for each (channels, times, max_items) setting, `repeats` times each
   (main_total_correlation.py:159-177: (10,5,1000), (50,5,1000), (100,5,1000), (512,5,1000),
   (512,5,∞), (512,∞,∞), 3× each); channels are capped at the width, and a setting equal to an
   earlier one after capping is computed once. `max_vectors` > 0 caps the samples of one estimate at
   a random `max_vectors` of them (quick runs; 0: no cap, as the original).
+
+  redraw(n): the frames (F, C) (same offsets) of the n-th estimate, n = 1, 2, … over the settings and
+  repeats in order — SIM samples drawn afresh, as the original re-encodes its test loader for every
+  estimate (:81-87, :171-176); estimate 0 and every estimate without `redraw` read `frames`.
 
   Per setting, on the same samples: the KDE estimate (mean / std / runs); the same with every column
   shuffled (its null: what it reports for independent dims); the KDE estimate after scaling every
@@ -171,7 +177,7 @@ def kde_tc_table(frames: np.ndarray, offsets: np.ndarray, settings, repeats: int
   """
   rng = np.random.default_rng(seed)
   width = frames.shape[1]
-  table, done = [], set()
+  table, done, estimates = [], set(), 0
   for channels, times, max_items in settings:
     size = min(channels, width) if channels > 0 else width
     if (size, times, max_items) in done:
@@ -180,7 +186,9 @@ def kde_tc_table(frames: np.ndarray, offsets: np.ndarray, settings, repeats: int
     started = time.time()
     runs, nulls, scaled, scaled_nulls, gauss = [], [], [], [], []
     for _ in range(repeats):
-      x, items = sample_signals(frames, offsets, size, times, max_items, batch_size, drop_last, rng)
+      drawn = frames if redraw is None or estimates == 0 else redraw(estimates)
+      estimates += 1
+      x, items = sample_signals(drawn, offsets, size, times, max_items, batch_size, drop_last, rng)
       capped = 0 < max_vectors < len(x)
       if capped:
         x = x[np.sort(rng.choice(len(x), max_vectors, replace=False))]

@@ -23,6 +23,7 @@ import dataclasses
 import glob
 import os
 import time
+from typing import Callable
 
 import jax
 import numpy as np
@@ -287,7 +288,8 @@ class AnalysisData:
   labels / label_names / context / pooled: the t-SNE and 3-D scatter items (config.analysis.tsne_split,
   syllables; LibriSpeech crops): their labels {name: (N,)}, time-averaged context (N, H) and module
   output (N, D). histogram: every frame (F, D) of the module on config.analysis.histogram_split (words).
-  kde: the module's Features (frames, offsets) of every item of config.analysis.kde_split (words).
+  kde: the module's Features (frames, offsets) of every item of config.analysis.kde_split (words);
+  kde_redraw(n): the frames of the n-th KDE estimate's fresh SIM draw of them (None: one draw for all).
   """
 
   class_names: dict           # {label: [class names]}
@@ -297,6 +299,7 @@ class AnalysisData:
   pooled: np.ndarray          # (N, D)
   histogram: np.ndarray       # (F, D)
   kde: Features
+  kde_redraw: Callable[[int], np.ndarray] | None
   items: dict                 # items analysed per data set: {'t-SNE', 'histograms', 'total correlation'}
   features: str               # what was read: 'sample' (SIM draws) or 'mean'
   title: str                  # e.g. 'SIM module 2 (sample)'
@@ -340,14 +343,17 @@ def _split_source(config, split: str, variant: str, rng: np.random.Generator):
 
 
 def _features(config, trained: TrainedEncoder, workdir: str, feature: FeatureSource, source, frames: bool,
-              stream: int) -> Features:
+              stream: int, draw: int = 0) -> Features:
   """Features `feature` of every item of `source`: deterministic ones through the probes' cache, SIM
-  samples drawn afresh (PRNG key: config.analysis.seed folded with `stream`, one per data set)."""
+  samples drawn afresh (PRNG key: config.analysis.seed folded with `stream`, one per data set, and
+  then with `draw` when it is not 0: further draws of the same set)."""
   cfg = config.analysis
   common = dict(batch_size=config.probe.extract_batch_size, epoch=0, seed=cfg.seed, frames=frames)
   if feature.sample:
-    return extract(trained, feature, source, key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed), stream),
-                   desc=f'{feature.name} features ({source.split} {source.variant})', **common)
+    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), stream)
+    return extract(trained, feature, source, key=jax.random.fold_in(key, draw) if draw else key,
+                   desc=f'{feature.name} features ({source.split} {source.variant}'
+                        f'{f", draw {draw + 1}" if draw else ""})', **common)
   return cached_features(workdir_lib.feature_cache_dir(workdir), trained, feature, source,
                          data_config=config.data, **common)
 
@@ -392,9 +398,13 @@ def load_analysis_data(config, trained: TrainedEncoder, workdir: str, module: in
   histogram = item_frames(_features(config, trained, workdir, module_feature, words, True, 2), histogram_items)
   kde_source = _split_source(config, cfg.kde_split, 'words', rng)
   kde = _features(config, trained, workdir, module_feature, kde_source, True, 3)
+
+  def kde_redraw(n: int) -> np.ndarray:  # the original re-encodes its test loader for each estimate
+    return np.asarray(_features(config, trained, workdir, module_feature, kde_source, True, 3, n).frames)
+
   return AnalysisData(
       labelled.class_names, label_names, {k: labelled.labels[k][chosen] for k in label_names}, context,
-      pooled, histogram, kde,
+      pooled, histogram, kde, kde_redraw if features == 'sample' and cfg.kde_redraw else None,
       {'t-SNE': len(chosen), 'histograms': len(histogram_items), 'total correlation': len(kde_source)},
       features, f'{trained.config.model.kind.upper()} module {module} ({features})', label)
 
@@ -463,7 +473,7 @@ def entanglement_section(data: AnalysisData, cfg, workdir: str) -> dict:
   gaussian = entanglement.gaussian_tc_summary(frames, cfg.seed)
   kde = entanglement.kde_tc_table(frames, data.kde.offsets, [tuple(s) for s in cfg.kde_settings],
                                   cfg.kde_repeats, cfg.kde_bandwidth, cfg.kde_batch_size, cfg.drop_last,
-                                  cfg.kde_max_vectors, cfg.seed)
+                                  cfg.kde_max_vectors, cfg.seed, data.kde_redraw)
   entanglement.plot_kde_table(kde, os.path.join(workdir, FIGURES, 'total_correlation.png'),
                               f'{data.title}, {cfg.kde_split} words: KDE total correlation')
   values = {'gaussian_tc': gaussian['tc'], 'gaussian_null_tc': gaussian['null_tc'],
@@ -491,7 +501,8 @@ def entanglement_section(data: AnalysisData, cfg, workdir: str) -> dict:
   note = (f'{data.items["total correlation"]} {cfg.kde_split} items in batches of {cfg.kde_batch_size}'
           f'{" (whole batches only)" if cfg.drop_last else ""}; bandwidth {cfg.kde_bandwidth}, '
           f'{cfg.kde_repeats} repeats' + (f'; at most {cfg.kde_max_vectors} vectors per estimate'
-                                          if cfg.kde_max_vectors > 0 else ''))
+                                          if cfg.kde_max_vectors > 0 else '')
+          + ('; a fresh SIM draw per estimate' if data.kde_redraw else ''))
   return {'items': {'': _item(values, labels, groups=[
       _group('', [_file(os.path.join(FIGURES, 'total_correlation.png'), 'KDE TC per setting')], note)],
       details={'gaussian': gaussian, 'kde': kde})}}

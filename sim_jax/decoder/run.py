@@ -5,7 +5,8 @@ a listener needs into `<workdir>/decoder/module_<i>/`:
                      spectrograms, original beside reconstruction)
   samples/           SIM only: latents drawn from N(0, I), decoded (sample_<n>.wav, samples.png)
   traversals/        interpolation, partial interpolation and dimension sweeps (WAVs + figures)
-  results.json       reconstruction error (test split), the contribution-score numbers, settings
+  results.json       reconstruction error (test split), the contribution-score numbers, the eval_decoder
+                     notebook's interpolation concentration (the paper's figure), settings
   score_curve.png    relative error vs k of the interpolation contribution score
   outputs.json       manifest of the WAV / PNG files by section, for the HTML report
   loss_curve.png, metrics.jsonl, checkpoints/, best/   training (see train.py)
@@ -21,7 +22,7 @@ import numpy as np
 from sim_jax import data as data_lib
 from sim_jax import io
 from sim_jax import workdir as workdir_lib
-from sim_jax.decoder import media, score, traversals
+from sim_jax.decoder import concentration, media, score, traversals
 from sim_jax.decoder.latents import OUTPUT_DRAWS, LatentSource, draw_key, latent_source, latents
 from sim_jax.decoder.train import train_decoder
 from sim_jax.probe.tasks import make_task
@@ -175,17 +176,32 @@ def write_traversals(stage: _Stage, items: list, sweep_dims: list[int] | None, s
   return sections
 
 
-def write_score(stage: _Stage, test_source) -> dict:
-  """The interpolation contribution score on the test split, and its curve."""
+def loader_item_count(num_items: int, loader_batch: int) -> int:
+  """How many test items the original's decoder test loader yields (shuffle off, drop_last): the
+  first floor(N / batch)·batch; all N when loader_batch is 0 or the split is smaller than a batch
+  (where the original's loader yields nothing)."""
+  if loader_batch <= 0 or num_items < loader_batch:
+    return num_items
+  return num_items // loader_batch * loader_batch
+
+
+def write_score(stage: _Stage, test_source) -> tuple[dict, dict | None]:
+  """The interpolation contribution score on the test split, and its curve; and on the same items
+  and pairs the eval_decoder notebook's interpolation concentration (None when switched off)."""
   cfg = stage.cfg
-  items, pairs = score.choose_pairs(len(test_source), cfg.score_items, cfg.score_pairs, cfg.seed)
+  num_items = loader_item_count(len(test_source), cfg.test_loader_batch)
+  items, pairs = score.choose_pairs(num_items, cfg.score_items, cfg.score_pairs, cfg.seed)
   _, z = stage.encode_items(test_source, items, stream=3)
   result = score.contribution_score(stage.decode_fn, stage.variables, z, pairs,
                                     score.score_ks(stage.source.width), cfg.batch_size)
   media.plot_score_curve(result['k'], result['relative'],
                          f'module {stage.source.module}: {result["num_pairs"]} pairs of '
                          f'{result["num_items"]} test items', stage.path('score_curve.png'))
-  return result
+  notebook = None
+  if cfg.notebook_concentration:
+    notebook = concentration.interpolation_concentration(stage.decode_fn, stage.variables, z, pairs,
+                                                         cfg.batch_size)
+  return result, notebook
 
 
 def reconstruction_summary(stats: dict, mean_decoded: np.ndarray) -> dict:
@@ -232,13 +248,14 @@ def run(config, workdir: str) -> dict:
   if trained.config.model.kind == 'sim':
     sections.append(write_samples(stage, stats['mean_latent'].shape[0]))
   sections += write_traversals(stage, items, sweep_dims, stats, workdir_lib.probes_dir(workdir))
-  contribution = write_score(stage, test_source)
+  contribution, notebook = write_score(stage, test_source)
   sections.append(_section('score', 'Interpolation contribution score',
                            [_figure('score_curve.png', 'relative error vs k')]))
   sections.append(_section('training', 'Decoder training', [_figure('loss_curve.png', 'loss')]))
   results = {'module': source.module, 'latents': source.features, 'loss': cfg.loss,
              'encoder_step': trained.step, 'decoder_step': int(state.step),
              'reconstruction': summary, 'contribution_score': contribution,
+             **({'interpolation_concentration': notebook} if notebook else {}),
              'settings': effective_settings(config, workdir, trained, source)}
   io.write_json(os.path.join(out_dir, 'results.json'), results)
   io.write_json(os.path.join(out_dir, 'outputs.json'), {'module': source.module, 'sections': sections})

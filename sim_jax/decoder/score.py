@@ -71,10 +71,17 @@ def swap_top_dims(z_a, z_b, ranks, k: int):
   return jnp.where((ranks < k)[:, None, :], z_b, z_a)
 
 
-def contribution_score(decode: Callable, variables, z, pairs: np.ndarray, ks, batch_size: int) -> dict:
+def mean_squared_error(a, b):
+  """Per-item mean squared difference of two waveform batches, (B, T) x2 -> (B,): the score's error."""
+  return jnp.mean(jnp.square(a - b), axis=-1)
+
+
+def contribution_score(decode: Callable, variables, z, pairs: np.ndarray, ks, batch_size: int,
+                       error: Callable = mean_squared_error, desc: str = 'contribution score') -> dict:
   """Absolute and relative errors of the score for latents z (M, L, C) and ordered `pairs` (P, 2).
 
   decode: a function (variables, (B, L, C)) -> (B, T), e.g. a jitted decoder `apply`.
+  error: the per-item error of decoded waveforms, (B, T) x2 -> (B,) (the score's: mean squared).
   Returns {'k', 'absolute', 'relative', 'max_error', 'num_items', 'num_pairs'}.
   """
   num = len(z)
@@ -86,16 +93,16 @@ def contribution_score(decode: Callable, variables, z, pairs: np.ndarray, ks, ba
     z_a, z_b = z[idx[:, 0]], z[idx[:, 1]]
     target_a, target_b = targets[idx[:, 0]], targets[idx[:, 1]]
     ranks = dimension_ranks(z_a, z_b)
-    max_err = jnp.sum(jnp.mean(jnp.square(target_a - target_b), axis=1) * mask)
+    max_err = jnp.sum(error(target_a, target_b) * mask)
 
     def error_sum(k):  # one decoder pass per k, compiled once for every k
       swapped = decode(variables, swap_top_dims(z_a, z_b, ranks, k))  # (B, T)
-      return jnp.sum(jnp.mean(jnp.square(swapped - target_b), axis=1) * mask)
+      return jnp.sum(error(swapped, target_b) * mask)
 
     return max_err, jax.lax.map(error_sum, jnp.asarray(ks))
 
   max_total, totals = jnp.zeros(()), jnp.zeros(len(ks))  # summed on the device: no sync per batch
-  for s in tqdm(range(0, len(pairs), batch_size), desc='contribution score', unit='batch',
+  for s in tqdm(range(0, len(pairs), batch_size), desc=desc, unit='batch',
                 dynamic_ncols=True):
     idx = pairs[s:s + batch_size]
     mask = np.ones(batch_size, np.float32)

@@ -199,10 +199,16 @@ def batch_of(data: ProbeData, items: np.ndarray, batch_size: int):
 
 
 def train_epoch(train_step, params, opt_state, norm: Norm, data: ProbeData, items: np.ndarray,
-                batch_size: int, order_seed) -> tuple[dict, Any, dict]:
+                batch_size: int, order_seed, drop_last: bool = False) -> tuple[dict, Any, dict]:
   """One pass over `items` in the order drawn from `order_seed` (None: in the given order); returns
-  params, opt_state and the epoch's mean loss and accuracy over all labelled rows."""
+  params, opt_state and the epoch's mean loss and accuracy over the labelled rows trained on.
+
+  drop_last: whole batches only, as the original's loaders (the last len(items) mod batch_size items
+  of the order sit the epoch out); a set smaller than one batch still trains, as one short batch.
+  """
   order = items if order_seed is None else np.random.default_rng(order_seed).permutation(items)
+  if drop_last and len(order) >= batch_size:
+    order = order[:len(order) // batch_size * batch_size]
   totals = None
   for start in range(0, len(order), batch_size):
     x, labels, mask = batch_of(data, order[start:start + batch_size], batch_size)

@@ -16,9 +16,10 @@ cropping data (LibriSpeech speakers) every epoch gets a fresh crop set, as the o
 'sample' features are redrawn every epoch, with new crops, as the original (`train_crops=n`: n draws
 per seed, cycled); the test features are one draw per seed.
 
-Differences from the original kept by default, because its behaviour is a bug (§9): test accuracy
-is over every test item (frame), not a mean of per-batch accuracies over a shuffled, drop_last
-subset (320 of the 360 de Boer syllables).
+Training sees whole batches only (`drop_last`, as the original's loaders): a different few items sit
+each epoch out. Differences from the original kept by default, because its behaviour is a bug (§9):
+test accuracy is over every test item (frame), not a mean of per-batch accuracies over a shuffled,
+drop_last subset (320 of the 360 de Boer syllables).
 """
 
 import os
@@ -78,6 +79,11 @@ def settings(probe_config, task, corpus: str, trained) -> tuple[object, list[str
     changed.append(f'features={cfg.features!r} (original: {auto_features!r})')
   if cfg.standardize:
     changed.append('standardize=True (original: raw features)')
+  if task.name == 'phones' and not cfg.bias:  # the original's phone probe reads no bias flag
+    changed.append('bias=False (original: the phone probe always has a bias and reads the GRU context, '
+                   'logistic_regression_phones.py:207-210)')
+  if not cfg.drop_last:
+    changed.append('drop_last=False (original: the last partial training batch is dropped)')
   if cfg.train_crops and cfg.features == 'sample':
     changed.append(f'train_crops={cfg.train_crops} (original: fresh samples every epoch)')
   elif cfg.train_crops and task.train_variant == 'words' and corpus in data_lib.CROPPED:
@@ -192,7 +198,7 @@ def _fit(cfg, provider, spec: ProbeSpec, seed: int, headline: str, log, step_off
     tick = time.perf_counter()
     params, opt_state, train = train_epoch(train_step, params, opt_state, norm, data,
                                            data.trainable_items(), cfg.batch_size,
-                                           [seed, epoch] if cfg.shuffle else None)
+                                           [seed, epoch] if cfg.shuffle else None, bool(cfg.drop_last))
     record = {'seed': seed, 'epoch': epoch + 1, 'train/loss': train['loss'],
               'train/accuracy': train['accuracy']}
     if epoch + 1 == cfg.num_epochs or (cfg.eval_every_epochs > 0 and (epoch + 1) % cfg.eval_every_epochs == 0):

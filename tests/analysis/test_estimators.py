@@ -95,6 +95,22 @@ def test_kde_tc_table_has_one_row_per_setting_after_capping():
   assert table[2]['setting'] == '8 ch × ∞ frames, ∞ items'
 
 
+def test_kde_estimates_read_a_fresh_sim_draw_each_when_given_one():
+  """The original re-encodes its test loader for every estimate, so SIM's sampling noise is in the
+  spread of the repeats: with `redraw`, estimate n reads draw n; without, every one reads the same."""
+  rng = np.random.default_rng(7)
+  draws = [rng.standard_normal((60, 3)) * (1 + n) for n in range(3)]  # 10 items of 6 frames each
+  offsets = np.arange(0, 61, 6)
+  common = dict(settings=[(-1, -1, -1)], repeats=3, bandwidth=0.5, batch_size=5, drop_last=False,
+                max_vectors=0, seed=0)  # every channel, frame and item: an estimate reads all of a draw
+  expected = [entanglement.kde_total_correlation(d, 0.5) for d in draws]
+  fixed = entanglement.kde_tc_table(draws[0], offsets, **common)[0]
+  np.testing.assert_allclose(fixed['tc_runs'], [expected[0]] * 3, rtol=1e-5)
+  fresh = entanglement.kde_tc_table(draws[0], offsets, **common, redraw=lambda n: draws[n])[0]
+  np.testing.assert_allclose(fresh['tc_runs'], expected, rtol=1e-5)
+  assert fresh['tc_std'] > 0.1 * abs(np.mean(expected))
+
+
 def test_original_analysis_defaults():
   """The defaults are the original's post-hoc recipe: SIM samples (get_latents,
   models/independent_module.py:52-61), 128-item loaders with drop_last (main_lat_space.py:88-96,
@@ -106,6 +122,7 @@ def test_original_analysis_defaults():
   assert (cfg.tsne_split, cfg.tsne_per_class, cfg.tsne_perplexity) == ('train', 100, 0.0)
   assert (cfg.histogram_split, cfg.histogram_dims, cfg.histogram_range) == ('train', 32, 0.0)
   assert (cfg.kde_split, cfg.kde_batch_size, cfg.kde_repeats, cfg.kde_bandwidth) == ('test', 64, 3, 0.1)
+  assert cfg.kde_redraw  # re-encoded for every estimate (main_total_correlation.py:81-87, :171-176)
   assert [tuple(s) for s in cfg.kde_settings] == [(10, 5, 1000), (50, 5, 1000), (100, 5, 1000),
                                                   (512, 5, 1000), (512, 5, -1), (512, -1, -1)]
   assert cfg.kde_max_vectors == 0

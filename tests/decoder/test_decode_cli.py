@@ -76,6 +76,9 @@ def test_decode_writes_audio_figures_and_score(deboer_workdir):
   score = results['contribution_score']
   assert score['k'] == [2, 4, 8, 16, 32] and score['num_items'] == 4 and score['num_pairs'] == 12
   assert len(score['relative']) == 5 and score['relative'][-1] < 1e-6 and score['max_error'] > 0
+  notebook = results['interpolation_concentration']  # the paper's figure, on the same 12 pairs
+  assert notebook['k'] == [1, 2, 4, 8] and notebook['num_pairs'] == 12 and notebook['max_distance'] > 0
+  assert notebook['concentration'] == pytest.approx(notebook['distance'] / notebook['max_distance'])
   rec = results['reconstruction']
   assert np.isfinite([rec['test_mse'], rec['mean_latent_mse'], rec['snr_db']]).all()
   assert results['decoder_step'] == 4

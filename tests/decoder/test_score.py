@@ -63,3 +63,19 @@ def test_batched_score_matches_direct_computation():
   np.testing.assert_allclose(result['relative'], absolute / max_err, rtol=1e-4, atol=1e-6)
   assert result['relative'][-1] < 1e-6  # all dimensions swapped: z' = z_j
   assert result['num_pairs'] == 13 and result['k'] == ks
+
+
+def test_decoder_defaults_and_scored_items_are_the_originals():
+  """The original's decoder loaders read batch_size_multiGPU = 64 on every corpus (its README's
+  LibriSpeech batch 8 never reaches them); its test loader (shuffle off, drop_last) yields the first
+  floor(N/64)·64 test items — 128 of de Boer's 171 — from which the score draws 200 (all, if fewer)."""
+  from sim_jax.config import decoder_config
+  from sim_jax.decoder.run import loader_item_count
+  for corpus in ('deboer', 'librispeech'):
+    cfg = decoder_config(corpus)
+    assert (cfg.batch_size, cfg.test_loader_batch, cfg.score_items, cfg.score_pairs) == (64, 64, 200, 0)
+    assert cfg.notebook_concentration
+  assert loader_item_count(171, 64) == 128 and loader_item_count(5707, 64) == 5696
+  assert loader_item_count(40, 64) == 40 and loader_item_count(171, 0) == 171  # under one batch; every item
+  items, pairs = choose_pairs(loader_item_count(171, 64), 200, 0, seed=0)
+  assert list(items) == list(range(128)) and len(pairs) == 128 * 127  # the notebook's 16,256 pairs

@@ -108,3 +108,25 @@ def test_probe_learns_separable_classes_and_predict_sees_every_item():
   assert np.mean(targets == preds) > 0.9
   total, _ = eval_step(params, norm, x[None], labels[None], np.ones((1, 203), np.float32))
   assert loss == pytest.approx(float(total) / 203, rel=1e-5)
+
+
+def test_drop_last_trains_whole_batches_of_the_epoch_order_only():
+  """The original's loaders drop the last partial batch (drop_last=True): of 10 items in batches of
+  4, the last 2 of the epoch's permutation sit the epoch out; a set under one batch still trains."""
+  data = ProbeData.pooled(np.arange(10, dtype=np.float32)[:, None], np.zeros(10, np.int32))
+  seen = []
+
+  def step(params, opt_state, norm, x, labels, mask):
+    seen.append(sorted(x[mask > 0, 0].astype(int).tolist()))
+    return params, opt_state, {'loss': 0.0, 'correct': float(mask.sum()), 'count': float(mask.sum())}
+
+  params = init_probe(jax.random.PRNGKey(0), ProbeSpec(1, 2))
+  order = np.random.default_rng([3, 1]).permutation(np.arange(10))
+  for drop_last, batches in ((False, 3), (True, 2)):
+    seen.clear()
+    train_epoch(step, params, None, identity_norm(1), data, np.arange(10), 4, [3, 1], drop_last)
+    assert len(seen) == batches
+    assert sorted(sum(seen, [])) == sorted(order[:4 * batches].tolist())
+  seen.clear()
+  train_epoch(step, params, None, identity_norm(1), data, np.arange(3), 4, None, True)
+  assert seen == [[0, 1, 2]]

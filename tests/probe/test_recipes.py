@@ -123,3 +123,17 @@ def test_cycled_sample_draws_are_named(sim):
   config.probe.update(task='vowels', bias=False, train_crops=1)
   cfg, changed = settings(config.probe, make_task('vowels', 'deboer'), 'deboer', sim)
   assert cfg.features == 'sample' and changed == ['train_crops=1 (original: fresh samples every epoch)']
+
+
+def test_bias_free_phone_probe_and_kept_last_batch_are_named(sim):
+  """The original's phone probe has no bias flag (always the GRU context with a bias,
+  logistic_regression_phones.py:207-210), and its loaders drop the last partial batch."""
+  config = base_config('librispeech', 'sim')
+  task = make_task('phones', 'librispeech')
+  assert config.probe.drop_last is True and settings(config.probe, task, 'librispeech', sim)[1] == []
+  config.probe.update(bias=False, drop_last=False)
+  cfg, changed = settings(config.probe, task, 'librispeech', sim)
+  assert cfg.source == 'module_2' and changed == [
+      'bias=False (original: the phone probe always has a bias and reads the GRU context, '
+      'logistic_regression_phones.py:207-210)',
+      'drop_last=False (original: the last partial training batch is dropped)']

@@ -37,6 +37,19 @@ def test_real_size_model_trains_a_step(tmp_path, shared_data):
   assert trained.variables['params']['module_0']['predictor'].shape == (512, 5120)
 
 
+def test_cpc_deboer_is_the_originals_cpc_config():
+  """configs/cpc_audio_de_boer_*.py keep EncoderConfig's BatchNorm (config_classes.py:85), and a probe
+  pairs its source with the bias as every other config: a bias-free CPC probe reads its mean head
+  (the original's `forward_through_all_cnn_modules` would hand it the raw audio of a one-module model)."""
+  from sim_jax.probe.features import resolve_source
+  from tests.probe.helpers import tiny_trained
+  config = small_config('cpc_deboer')
+  assert config.model.use_batch_norm and config.probe.source == 'auto'
+  cpc = tiny_trained('cpc_deboer')
+  assert resolve_source(cpc, 'auto', 'auto', True) == ('context', 'mean')
+  assert resolve_source(cpc, 'auto', 'auto', False) == ('module_0', 'mean')
+
+
 def test_cpc_extra_layers_config_builds(tmp_path):
   config = small_config('cpc_deboer')
   config.model.cpc_variant = 'extra_layers'
