@@ -19,12 +19,12 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from sim_jax.cli import parse_flags, run_main
+from sim_jax.cli import define_config_and_workdir, parse_flags, run_main
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py); default: '
-                                'the config.json of each workdir.', lock_config=True)
-flags.DEFINE_string('workdir', None, 'Training workdir to analyse (train.py --workdir).')
+define_config_and_workdir('Experiment config file (configs/*.py); default: the config.json of each workdir.',
+                          'Training workdir to analyse (train.py --workdir).', require_config=False,
+                          require_workdir=False)
 flags.DEFINE_list('workdirs', None, 'Compare mode: workdirs to analyse and put side by side '
                   '(comma-separated, or space-separated after --workdirs).')
 flags.DEFINE_string('out', None, 'Compare mode: output folder (default <first workdir>/report/compare).')

@@ -11,15 +11,12 @@ sim_jax/decoder/run.py); rerunning the command resumes training from the last de
 """
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from sim_jax.cli import parse_flags, run_main
+from sim_jax.cli import define_config_and_workdir, parse_flags, run_main
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
-                                lock_config=True)
-flags.DEFINE_string('workdir', None, 'Training workdir holding the encoder (train.py --workdir).')
-flags.mark_flags_as_required(['config', 'workdir'])
+define_config_and_workdir('Experiment config file (configs/*.py).',
+                          'Training workdir holding the encoder (train.py --workdir).')
 
 
 def main(argv):

@@ -16,15 +16,12 @@ results.json, confusion.png, learning_curve.png, weights.npz, metrics.jsonl. Fea
 """
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from sim_jax.cli import parse_flags, run_main
+from sim_jax.cli import define_config_and_workdir, parse_flags, run_main
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
-                                lock_config=True)
-flags.DEFINE_string('workdir', None, 'Training workdir (train.py --workdir) holding the encoder.')
-flags.mark_flags_as_required(['config', 'workdir'])
+define_config_and_workdir('Experiment config file (configs/*.py).',
+                          'Training workdir (train.py --workdir) holding the encoder.')
 
 
 def main(argv):

@@ -11,18 +11,15 @@ are skipped, training and the decoder continue from their last checkpoint.
 import os
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from sim_jax.cli import parse_flags, run_main
+from sim_jax.cli import define_config_and_workdir, parse_flags, run_main
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'The reproduce config (configs/reproduce.py).',
-                                lock_config=True)
+define_config_and_workdir('The reproduce config (configs/reproduce.py).',
+                          'Output folder; default workdirs/reproduce_<scale>.', require_workdir=False)
 flags.DEFINE_enum('scale', 'cpu', ['smoke', 'cpu', 'paper'], 'Scale (config.scales.<scale>).')
 flags.DEFINE_list('betas', ['0', '0.01'], 'KL weights β, one model each: 0 = GIM, >0 = SIM '
                   '(the paper: 0 and 0.01).')
-flags.DEFINE_string('workdir', None, 'Output folder; default workdirs/reproduce_<scale>.')
-flags.mark_flags_as_required(['config'])
 
 
 def main(argv):

@@ -11,14 +11,12 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from sim_jax.cli import parse_flags, run_main
+from sim_jax.cli import define_config_and_workdir, parse_flags, run_main
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
-                                lock_config=True)
-flags.DEFINE_string('workdir', None, 'Output folder (checkpoints, metrics, figures); '
-                    'default workdirs/<config name>.')
-flags.mark_flags_as_required(['config'])
+define_config_and_workdir('Experiment config file (configs/*.py).',
+                          'Output folder (checkpoints, metrics, figures); default workdirs/<config name>.',
+                          require_workdir=False)
 
 
 def main(argv):

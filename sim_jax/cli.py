@@ -11,6 +11,18 @@ from sim_jax.config import load_config_file
 from sim_jax.io import DiskFull
 
 
+def define_config_and_workdir(config_help: str, workdir_help: str, *, require_config: bool = True,
+                              require_workdir: bool = True) -> None:
+  """The --config (a config file, with --config.<key>=<value> overrides) and --workdir flags every
+  entry point takes."""
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file('config', None, config_help, lock_config=True)
+  flags.DEFINE_string('workdir', None, workdir_help)
+  required = [name for name, needed in (('config', require_config), ('workdir', require_workdir)) if needed]
+  if required:
+    flags.mark_flags_as_required(required)
+
+
 def user_errors() -> tuple[type, ...]:
   """Exception types reported as one line: bad input (config, data, workdir), a diverged run and a
   full disk."""
