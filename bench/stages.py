@@ -3,6 +3,7 @@
   python bench/stages.py                                        # every stage, JAX only
   python bench/stages.py --baseline-python /tmp/torch-venv/bin/python   # + the original's, speed-up per line
   python bench/stages.py --stages decoder --modules 0 --batches 64 --steps 1   # one case (its peak RSS)
+  python bench/stages.py --stages decoder --modules 0 --batches 64 --compile-only --decoder-implementation plain
 
 Stages (an untrained SIM encoder, BatchNorm off, and random decoder weights: speed does not depend
 on the values):
@@ -50,12 +51,14 @@ def flops_of(lowered) -> float:
 
 
 def seconds_per_call(fn, repeats: int) -> float:
-  """Wall seconds per call of fn (which blocks on its result) after one warm-up call."""
-  fn()
-  start = time.perf_counter()
-  for _ in range(repeats):
+  """Wall seconds per call of fn (which blocks on its result) after one warm-up call; repeats 0:
+  the one call itself."""
+  if repeats:
     fn()
-  return (time.perf_counter() - start) / repeats
+  start = time.perf_counter()
+  for _ in range(max(repeats, 1)):
+    fn()
+  return (time.perf_counter() - start) / max(repeats, 1)
 
 
 def baseline(python: str | None, stage: str, settings: dict) -> dict | None:
@@ -119,7 +122,7 @@ def decoder_case(report: Report, trained, args, module: int, batch: int) -> None
   from sim_jax.decoder.latents import TRAIN_DRAWS, draw_key, latent_frames, latent_source, latents
   from sim_jax.decoder.nets import chunk_size, make_decoder
   from sim_jax.decoder.train import init_state, train_step
-  implementation = trained.encoder.specs[0].implementation
+  implementation = args.decoder_implementation or trained.encoder.specs[0].implementation
   source = latent_source(trained, module, 'sample')
   decoder = make_decoder(module, args.channels, implementation)
   frames = latent_frames(trained, source, 10240)
@@ -138,19 +141,28 @@ def decoder_case(report: Report, trained, args, module: int, batch: int) -> None
   flops = flops_of(jax.jit(jax.value_and_grad(chunk_loss)).lower(
       holder['state'].params, data['audio'][:chunk], data['index'][:chunk])) / chunk
 
+  compiled = train_step.lower(holder['state'], trained.variables, data, draw_key(0, TRAIN_DRAWS, 0, 0),
+                              **settings).compile()
+  memory = compiled.memory_analysis()
+  temp_gb = memory.temp_size_in_bytes / 1e9 if memory else float('nan')
+  name = f'decoder step module {module} batch {batch}' + (f' {implementation}' if args.decoder_implementation else '')
+  if args.compile_only:
+    print(f'{name}: XLA temporaries {temp_gb:.2f} GB, {flops / 1e9:.1f} GFLOP/item (not run)', flush=True)
+    return
+
   def step():
     key = draw_key(0, TRAIN_DRAWS, 0, holder['step'])
-    holder['state'], loss = train_step(holder['state'], trained.variables, data, key, **settings)
+    holder['state'], loss = compiled(holder['state'], trained.variables, data, key)
     holder['step'] += 1
     jax.block_until_ready(loss)
 
   seconds = seconds_per_call(step, args.steps)
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
   base = baseline(args.baseline_python, 'decoder', dict(module=module, batch=batch, steps=args.steps))
-  report.line(f'decoder step module {module} batch {batch}', batch / seconds, 'it/s', flops,
-              base and base['items_per_s'], peak_rss_gb=peak, original_peak_gb=base and base['peak_gb'])
-  print(f'  peak RSS of this process so far {peak:.2f} GB' + (f'; original {base["peak_gb"]:.2f} GB' if base else ''),
-        flush=True)
+  report.line(name, batch / seconds, 'it/s', flops, base and base['items_per_s'], peak_rss_gb=peak,
+              xla_temp_gb=temp_gb, original_peak_gb=base and base['peak_gb'])
+  print(f'  XLA temporaries {temp_gb:.2f} GB; peak RSS of this process so far {peak:.2f} GB'
+        + (f'; original {base["peak_gb"]:.2f} GB' if base else ''), flush=True)
 
 
 def bench_score(report: Report, trained, args) -> None:
@@ -271,7 +283,11 @@ def main():
   parser.add_argument('--channels', type=int, default=512)
   parser.add_argument('--modules', nargs='+', type=int, default=[0, 2])
   parser.add_argument('--batches', nargs='+', type=int, default=[8, 64])
-  parser.add_argument('--steps', type=int, default=2, help='timed decoder steps per case (after one warm-up)')
+  parser.add_argument('--steps', type=int, default=2, help='timed decoder steps (after a warm-up; 0: one, none)')
+  parser.add_argument('--decoder-implementation', choices=('cpu', 'plain'),
+                      help="the decoder's formulation (default: the encoder's, 'cpu' on XLA:CPU)")
+  parser.add_argument('--compile-only', action='store_true',
+                      help="decoder: print XLA's memory analysis and FLOPs of each step, without running it")
   parser.add_argument('--score-module', type=int, default=0)
   parser.add_argument('--score-batch', type=int, default=8)
   parser.add_argument('--score-baseline-pairs', type=int, default=2)
