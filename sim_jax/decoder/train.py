@@ -26,7 +26,7 @@ from sim_jax.decoder.media import plot_decoder_loss
 from sim_jax.decoder.latents import (TEST_DRAWS, TRAIN_DRAWS, DecoderError, LatentSource, draw_key,
                                      latent_frames, latents)
 from sim_jax.decoder.losses import mse_loss, reconstruction_loss
-from sim_jax.decoder.nets import Decoder, decoded_length, make_decoder
+from sim_jax.decoder.nets import Decoder, chunk_size, decoded_length, make_decoder
 from sim_jax.interrupts import StopRequest, save_and_stop
 from sim_jax.models import Encoder
 from sim_jax.parallel import batch_sharding, make_mesh, replicated
@@ -65,6 +65,8 @@ def train_step(state: DecoderState, enc_vars, batch, key, *, encoder: Encoder, s
 
   The loss is the mean over the items with batch['mask'] 1 (padding and broken files never count).
   `key` is the step's (`draw_key(seed, TRAIN_DRAWS, epoch, step)`); SIM draws fold in batch['index'].
+  The gradient is summed over chunks of `chunk_size(decoder.implementation, B)` items (one chunk
+  for 'plain'), so the 'cpu' step holds one chunk's activations, whatever the batch.
   Pure; jitted with the modules and settings static, so equal settings share one compilation.
   """
   audio, mask = batch['audio'], batch['mask']  # (B, T), (B,)
@@ -72,14 +74,22 @@ def train_step(state: DecoderState, enc_vars, batch, key, *, encoder: Encoder, s
   loss_fn = reconstruction_loss(loss)
   tx = optax.adam(learning_rate)
 
-  def objective(params):
-    per_item = item_terms(loss_fn, decoder.apply({'params': params}, z), audio)[:, 0]
-    return jnp.sum(per_item * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+  def loss_sum(params, z, audio, mask):  # the summed loss of one chunk's unmasked items
+    return item_terms(loss_fn, decoder.apply({'params': params}, z), audio)[:, 0] @ mask
 
-  value, grads = jax.value_and_grad(objective)(state.params)
+  def add_chunk(totals, chunk):
+    value, grads = jax.value_and_grad(loss_sum)(state.params, *chunk)
+    return jax.tree_util.tree_map(jnp.add, totals, (value, grads)), None
+
+  size = chunk_size(decoder.implementation, audio.shape[0])
+  chunks = [a.reshape((-1, size) + a.shape[1:]) for a in (z, audio, mask)]  # (B / size, size, ...)
+  zeros = (jnp.zeros(()), jax.tree_util.tree_map(jnp.zeros_like, state.params))
+  (total, grads), _ = jax.lax.scan(add_chunk, zeros, chunks)
+  count = jnp.maximum(jnp.sum(mask), 1.0)
+  grads = jax.tree_util.tree_map(lambda g: g / count, grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                       opt_state=opt_state), value
+                       opt_state=opt_state), total / count
 
 
 @functools.partial(jax.jit, static_argnames=('encoder', 'source', 'decoder', 'loss'))
@@ -172,7 +182,7 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
     raise ValueError(f'the training split has {len(train_source)} items, fewer than one batch of '
                      f'config.decoder.batch_size={cfg.batch_size}')
 
-  decoder = make_decoder(source.module, source.width)
+  decoder = make_decoder(source.module, source.width, trained.encoder.specs[0].implementation)
   frames = latent_frames(trained, source, train_source.item_length)
   if decoded_length(decoder.layers, frames) != train_source.item_length:
     raise DecoderError(f'the module-{source.module} decoder turns {frames} frames into '

@@ -53,3 +53,32 @@ def test_original_output_lengths(module, frames, samples):
   variables = jax.eval_shape(lambda a: decoder.init(jax.random.PRNGKey(0), a), z)
   out = jax.eval_shape(decoder.apply, variables, z)
   assert out.shape == (2, samples)
+
+
+@pytest.mark.parametrize('module,frames', [(0, 31), (1, 17), (2, 9)])
+def test_cpu_and_plain_formulations_agree(module, frames):
+  """'cpu' (polyphase matmuls with their own gradient, 16 items decoded as two chunks of 8) and
+  'plain' (lax.conv of the dilated input over the whole batch): the same outputs and gradients."""
+  z = jax.random.normal(jax.random.PRNGKey(0), (16, frames, 8))
+  cpu, plain = make_decoder(module, 8, 'cpu'), make_decoder(module, 8, 'plain')
+  params = cpu.init(jax.random.PRNGKey(1), z[:1])['params']
+  target = jax.random.normal(jax.random.PRNGKey(2), (16, decoded_length(cpu.layers, frames)))
+
+  def value_and_grad(decoder):
+    loss = lambda p, z: jnp.mean(jnp.square(decoder.apply({'params': p}, z) - target))  # noqa: E731
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, z)
+
+  (value_cpu, grads_cpu), (value_plain, grads_plain) = value_and_grad(cpu), value_and_grad(plain)
+  np.testing.assert_allclose(value_cpu, value_plain, rtol=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(grads_cpu), jax.tree_util.tree_leaves(grads_plain)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * float(jnp.max(jnp.abs(b))))
+  np.testing.assert_allclose(cpu.apply({'params': params}, z), plain.apply({'params': params}, z),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_chunk_sizes(monkeypatch):
+  """chunk_size: 'plain' takes the batch whole; 'cpu' the largest divisor up to CPU_CHUNK."""
+  from sim_jax.decoder import nets
+  assert [nets.chunk_size('plain', b) for b in (8, 64, 12)] == [8, 64, 12]
+  monkeypatch.setattr(nets, 'CPU_CHUNK', 8)
+  assert [nets.chunk_size('cpu', b) for b in (8, 64, 12, 7, 3)] == [8, 8, 6, 7, 3]

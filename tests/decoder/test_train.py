@@ -13,7 +13,7 @@ from sim_jax.decoder.latents import (OUTPUT_DRAWS, TRAIN_DRAWS, DecoderError, dr
                                      latent_source, latents)
 from sim_jax.decoder.nets import decoded_length, make_decoder
 from sim_jax.decoder.run import reconstruction_summary
-from sim_jax.decoder.train import train_decoder
+from sim_jax.decoder.train import init_state, train_decoder, train_step
 from sim_jax.models import make_encoder, module_specs
 from sim_jax.checkpoints import CheckpointError
 from sim_jax.workdir import TrainedEncoder
@@ -171,3 +171,25 @@ def test_sim_draws_are_fresh_per_item_and_step_and_replayed_on_a_rerun(demo_trai
   outputs = [np.asarray(encode(clip[:1], draw_key(0, OUTPUT_DRAWS, stream), np.array([0])))
              for stream in (1, 2)]  # the two ends of an interpolation (same index, other splits)
   assert not np.allclose(noise(outputs[0][0]), noise(outputs[1][0]), atol=1e-3)
+
+
+def test_cpu_step_summed_over_chunks_is_the_plain_whole_batch_step(demo_trained):
+  """The 'cpu' step sums the gradient over chunks of 8 items, 'plain' takes the 16 items whole: the
+  same loss (two padded items masked out) and the same parameters after two Adam steps."""
+  source = latent_source(demo_trained, 2, 'mean')
+  audio = make_source(demo_config().data, 'train', 'words').load(np.arange(16), 0)['audio']  # (16, T)
+  batch = {'audio': audio, 'mask': np.r_[np.ones(14), np.zeros(2)].astype(np.float32), 'index': np.arange(16)}
+  frames = latent_frames(demo_trained, source, audio.shape[1])
+  runs = []
+  for implementation in ('cpu', 'plain'):
+    decoder = make_decoder(2, 32, implementation)
+    settings = dict(encoder=demo_trained.encoder, source=source, decoder=decoder, loss='mse', learning_rate=1e-3)
+    state = init_state(jax.random.PRNGKey(0), decoder=decoder, width=32, frames=frames, learning_rate=1e-3)
+    losses = []
+    for step in range(2):
+      state, loss = train_step(state, demo_trained.variables, batch, draw_key(0, TRAIN_DRAWS, 0, step), **settings)
+      losses.append(float(loss))
+    runs.append((losses, state.params))
+  np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(runs[0][1]), jax.tree_util.tree_leaves(runs[1][1])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
