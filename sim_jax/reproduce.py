@@ -338,18 +338,21 @@ def table_markdown(table: dict) -> str:
   """table.md: our figures per model, the original's beside them, where each comes from."""
   models = table['models']
   lines = [f'# SIM vs GIM on de Boer — scale `{table["scale"]}`', '',
-           f'Workdir `{table["workdir"]}`; wall time {table["minutes"]:.0f} min. Probe accuracy in % '
+           f'Workdir `{table["workdir"]}`; {table["minutes"]:.0f} min of stages in all (each stage\'s minutes '
+           f'as first run: below). Probe accuracy in % '
            f'(mean ± std over seeds; chance: syllables 11.1, vowels 33.3); interpolation: the original\'s '
            f'eval_decoder notebook figure on module 2 (mean |decoder error| after swapping the k = 1/32 … '
            f'1/4 of the width most different dimensions, over its error with none swapped; lower: more '
-           f'concentrated); contribution (module 0): the contribution score\'s relative MSE after '
+           f'concentrated); SNR m2: that decoder\'s reconstruction SNR on the test items (at ≤ 0 dB it does '
+           f'not yet reconstruct, and its interpolation figure cannot tell models apart); contribution '
+           f'(module 0): the contribution score\'s relative MSE after '
            f'swapping the n = width/8 most different dimensions, AUC: its mean over log2 n; dims 90 %: '
            f'dimensions holding 90 % of the bias-free vowel probe\'s |w| (module 2), entropy of |w| in nats.',
            '',
            '| model | β | ch | epochs | collapsed | val InfoNCE | val KL | syll. context | vowels context '
-           '| interpolation | contribution m0 (n) | AUC m0 | dims 90 % | entropy | Gaussian TC excess '
-           '| KDE TC (ch) |',
-           '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+           '| interpolation | SNR m2 (dB) | contribution m0 (n) | AUC m0 | dims 90 % | entropy '
+           '| Gaussian TC excess | KDE TC (ch) |',
+           '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for e in models:
     c, tc, v = e['concentration'], e['total_correlation'], e['validation']
     kde = f'{tc["kde"][-1]["tc_mean"]:.3g} ({tc["kde"][-1]["channels"]})' if tc['kde'] else '—'
@@ -357,7 +360,7 @@ def table_markdown(table: dict) -> str:
         f'| {e["name"]} | {e["beta"]:g} | {e["channels"]} | {e["epochs"]} | '
         f'{"**yes**" if e["collapsed"] else "no"} | {" / ".join(f"{x:.2f}" for x in v["nce"])} | '
         f'{" / ".join(f"{x:.3g}" for x in v["kld"])} | {_pm(e["probes"]["syllables_context"])} | '
-        f'{_pm(e["probes"]["vowels_context"])} | {c["interpolation"]:.3f} | '
+        f'{_pm(e["probes"]["vowels_context"])} | {c["interpolation"]:.3f} | {c["interpolation_snr_db"]:.1f} | '
         f'{c["contribution_at_n"]:.3f} ({c["contribution_n"]}) | '
         f'{c["contribution_auc_log2"]:.3f} | {c["dims_90"]:.1f} | {c["entropy"]:.2f} | '
         f'{tc["gaussian_excess"]:.3g} | {kde} |')
@@ -365,7 +368,7 @@ def table_markdown(table: dict) -> str:
     o = ORIGINAL[kind]
     lines.append(f'| original {kind.upper()} | {0 if kind == "gim" else 0.01:g} | 512 | 1000 | | | | '
                  f'{100 * o["syllables_context"]:.1f} | {100 * o["vowels_context"]:.1f} | '
-                 f'{o["interpolation"]:.3f} | | | | | | |')
+                 f'{o["interpolation"]:.3f} | | | | | | | |')
   lines += ['', f'Original rows: {ORIGINAL["setting"]}. Collapsed: every module\'s validation InfoNCE '
             f'≥ {NCE_COLLAPSED_SHARE:g} · ln(1 + negatives) and (SIM) every KL < {KL_COLLAPSED:g} — '
             'such a row is not SIM\'s result.', '', '## Probes on every module (accuracy %, mean ± std)', '',
@@ -464,7 +467,7 @@ def plot_tradeoff(table: dict, path: str) -> None:
       ax.plot(o['interpolation'], 100 * o[key], marker='*', markersize=14, markerfacecolor='none',
               markeredgecolor=color, linestyle='none', label=f'original {kind.upper()} (512 ch, 1000 epochs)')
     ax.axhline(100 * models[0]['probes'][key]['chance'], color='0.8', linestyle=':', label='chance')
-    ax.set_xlabel('interpolation concentration, the eval_decoder notebook\'s (lower: more concentrated)')
+    ax.set_xlabel('interpolation concentration (eval_decoder notebook)\nlower: more concentrated')
     ax.set_ylabel(f'{task} accuracy, context probe (%)')
     ax.set_title(task)
     ax.legend(fontsize=7, loc='best')

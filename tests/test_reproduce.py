@@ -177,7 +177,10 @@ def test_smoke_scale_end_to_end_writes_a_finite_table_and_resumes(tmp_path, shar
   assert not bad, bad
   md = (workdir / 'table.md').read_text()
   assert '| gim |' in md and '| sim_beta0.01 |' in md and 'original SIM' in md
-  assert '| interpolation | contribution m0 (n) |' in md and '| 0.541 |' in md
+  assert '| interpolation | SNR m2 (dB) | contribution m0 (n) |' in md and '| 0.541 |' in md
+  for e in table['models']:  # the notebook's figure beside its decoder's reconstruction SNR
+    c = e['concentration']
+    assert f"| {c['interpolation']:.3f} | {c['interpolation_snr_db']:.1f} |" in md
   assert '| sim_beta0.01 | 2 | sample |' in md and '| gim | 0 | mean |' in md  # the disentanglement rows
   for figure in ('tradeoff.png', 'disentanglement_beta.png'):
     assert (workdir / figure).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
