@@ -10,14 +10,16 @@ config merged into each model's config (override one with e.g. --config.scales.c
 
   paper  the original's run: 512 channels, GRU 256, batch 64, 1000 epochs, decoder 200 epochs (a GPU job)
   cpu    512 channels, batch 8, 20 epochs (SIM at β = 0.01 learns at this width, not at 64); the
-         sample probe trains on one draw of SIM samples per seed (train_crops=1); decoder
+         sample probe trains on one draw of SIM samples per seed (train_crops=1); decoders
          1 epoch at batch 8, 200 scored pairs; KDE estimates capped at 2000 vectors (the original's
-         (512, ∞, ∞) setting is 8192); 115 min on 2 idle cores (README, Reproducing the paper)
+         (512, ∞, ∞) setting is 8192); 146 min on 2 idle cores: training 69, the evaluation stages 77
+         (README, Reproducing the paper)
   smoke  16 channels, 2 steps, 2-epoch probes, tiny decoder: the CI test of the whole pipeline
 
-Expected at `cpu` (table.md): neither model collapsed; context probes GIM 36 % / SIM 25 % on syllables,
-86 % / 74 % on vowels (module 1: 37 / 32 and 94 / 95); interpolation at n = 64 GIM 0.80 / SIM 0.78;
-Gaussian TC excess GIM ≈ 1300 / SIM ≈ 160 nats.
+Expected at `cpu` (table.md): neither model collapsed; context probes GIM 36 % / SIM 26 % on syllables,
+87 % / 75 % on vowels (module 1: 37 / 34 and 94 / 94); interpolation (the notebook's, module 2) GIM 0.863 /
+SIM 0.864 from a module-2 decoder that does not yet reconstruct after one epoch (SNR m2 ≈ −7 dB); contribution
+m0 at n = 64 GIM 0.80 / SIM 0.78; Gaussian TC excess GIM ≈ 1300 / SIM ≈ 160 nats; MIG < 0.05 everywhere.
 """
 
 import os
@@ -38,8 +40,8 @@ def get_config():
   config.prediction_steps = 0
   config.scales = ml_collections.ConfigDict(dict(
       paper=dict(probe=dict(seeds=3)),
-      cpu=dict(  # 115 min on 2 idle cores in all (measured; README); the decoder at batch 8:
-          # at 512 channels its full-rate layers take > 17 GB at the recipe's batch 64 (3.6 GB at 8)
+      cpu=dict(  # 146 min on 2 idle cores in all (measured; README); the decoders at batch 8: one
+          # epoch is 85 updates (11 at the recipe's batch 64, which fits: 3.1 GB)
           model=dict(channels=512),
           train=dict(batch_size=8, num_epochs=20),
           # a fresh draw of SIM samples every epoch is an encoder pass (~1 min) per epoch: 2.4 h for the
