@@ -212,7 +212,7 @@ def bench_probe(report: Report, trained, config, args) -> None:
   seconds = time.perf_counter() - start  # compilation included: extract runs once per split
   samples = data_source.item_length
   audio = np.zeros((batch, samples), np.float32)
-  flops = flops_of(compute_features.lower(trained.encoder, source, False, trained.variables, audio,
+  flops = flops_of(compute_features.lower(trained.encoder, (source,), False, trained.variables, audio,
                                           np.full(batch, samples), jax.random.PRNGKey(0))) / batch
   n = len(data_source)
   base = baseline(args.baseline_python, 'extract', dict(samples=samples, batch=batch))

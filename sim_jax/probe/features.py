@@ -25,7 +25,9 @@ and cached in `<workdir>/probes/cache/<digest>/` (pooled.npy, valid.npy, frames.
 for frame-wise tasks, meta.json with their sha256s; built in a temporary folder and renamed; an entry
 that fails its check is rebuilt with a warning), so reruns, other tasks on
 the same data and extra seeds reuse them. The key includes a digest of the encoder parameters, so
-retraining a workdir never serves stale features.
+retraining a workdir never serves stale features. Several sources of one encoder come from a single
+pass (`extract_many`; `cached_features(..., also=...)` fills the entries a batch of probes will read
+next), as the shared modules then run once.
 """
 
 import contextlib
@@ -139,27 +141,34 @@ def source_frames(specs, source: FeatureSource, num_samples):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def compute_features(encoder: Encoder, source: FeatureSource, keep_frames: bool, variables, audio,
+def compute_features(encoder: Encoder, sources: tuple[FeatureSource, ...], keep_frames: bool, variables, audio,
                      lengths, key):
-  """Features of `source` for a batch: (frames (B, L, D), pooled (B, D), valid (B, L)); jitted.
+  """Features of each of `sources` for a batch, from one encoder pass: per source (frames (B, L, D),
+  pooled (B, D), valid (B, L)); jitted.
 
   audio (B, T) is zero-padded; `lengths` (B,) are the real samples of each row: frames past them are
-  not valid and pooled is the mean over the valid frames only. `key` is used only for SIM samples.
-  Without `keep_frames` only pooled is returned (frames and valid are None).
+  not valid and pooled is the mean over the valid frames only. `key` is used only for SIM samples; the
+  sources share one `sample` setting, and a module's draw does not depend on which others are asked
+  for (the encoder folds the key per module). Without `keep_frames` frames and valid are None.
   """
-  outputs = encode(encoder, variables, audio, num_modules=source.module + 1,
-                   sample_key=key if source.sample else None)
-  out = outputs[source.module]
-  if source.output == 'layers':
-    frames = out['layers'][source.layer]
-  elif source.output == 'kl':
-    frames = kl_to_standard_normal(out['mu'].astype(jnp.float32), out['logvar'].astype(jnp.float32))
-  else:
-    frames = out[source.output]
-  valid = jnp.arange(frames.shape[1])[None, :] < source_frames(encoder.specs, source, lengths)[:, None]
-  weights = valid.astype(frames.dtype)
-  pooled = jnp.einsum('bld,bl->bd', frames, weights) / jnp.maximum(weights.sum(1, keepdims=True), 1)
-  return (frames, pooled, valid) if keep_frames else (None, pooled, None)
+  if len({s.sample for s in sources}) != 1:
+    raise ValueError('sources computed in one pass must all be samples or all be means')
+  outputs = encode(encoder, variables, audio, num_modules=max(s.module for s in sources) + 1,
+                   sample_key=key if sources[0].sample else None)
+  out = []
+  for source in sources:
+    module_out = outputs[source.module]
+    if source.output == 'layers':
+      frames = module_out['layers'][source.layer]
+    elif source.output == 'kl':
+      frames = kl_to_standard_normal(module_out['mu'].astype(jnp.float32), module_out['logvar'].astype(jnp.float32))
+    else:
+      frames = module_out[source.output]
+    valid = jnp.arange(frames.shape[1])[None, :] < source_frames(encoder.specs, source, lengths)[:, None]
+    weights = valid.astype(frames.dtype)
+    pooled = jnp.einsum('bld,bl->bd', frames, weights) / jnp.maximum(weights.sum(1, keepdims=True), 1)
+    out.append((frames, pooled, valid) if keep_frames else (None, pooled, None))
+  return tuple(out)
 
 
 def params_digest(variables) -> str:
@@ -191,45 +200,59 @@ def extract(trained: TrainedEncoder, source: FeatureSource, data_source, *, batc
   samples (required when source.sample). With `frames`, every valid frame is kept too — streamed to
   `out_dir/frames.f32` and memory-mapped when `out_dir` is given (large splits), else in memory.
   """
-  if source.sample and key is None:
+  return extract_many(trained, (source,), data_source, batch_size=batch_size, epoch=epoch, seed=seed, key=key,
+                      frames=frames, out_dirs=None if out_dir is None else [out_dir], desc=desc)[0]
+
+
+def extract_many(trained: TrainedEncoder, sources, data_source, *, batch_size: int, epoch: int, seed: int,
+                 key=None, frames: bool = False, out_dirs=None, desc: str = 'features') -> list[Features]:
+  """`extract` for several sources of one encoder (all means or all samples) in a single pass over
+  `data_source`: the shared modules run once. `out_dirs`: one folder per source, or None."""
+  sources = tuple(sources)
+  if sources[0].sample and key is None:
     raise ValueError('sampled features need a PRNG key')
   n = len(data_source)
   batch_size = min(batch_size, n)
-  pooled = np.zeros((n, source.dim), np.float32)
+  pooled = [np.zeros((n, s.dim), np.float32) for s in sources]
   valid = np.zeros(n, bool)
-  chunks, counts = [], np.zeros(n, np.int64)
-  sink_path = os.path.join(out_dir, 'frames.f32') if frames and out_dir else None
+  chunks, counts = [[] for _ in sources], np.zeros((len(sources), n), np.int64)  # frames per item
+  sink_paths = [os.path.join(d, 'frames.f32') for d in out_dirs] if frames and out_dirs else None
   total = data_lib.steps_per_epoch(data_source, batch_size, drop_last=False)
   batches = data_lib.batches(data_source, batch_size, seed=seed, epoch=epoch, shuffle=False,
                              drop_last=False)
-  with batches, (open(sink_path, 'wb') if sink_path else contextlib.nullcontext()) as sink:
+  with batches, contextlib.ExitStack() as stack:
+    sinks = [stack.enter_context(open(p, 'wb')) for p in sink_paths] if sink_paths else None
     for step, batch in enumerate(tqdm(batches, total=total, desc=desc, unit='batch', leave=False)):
       audio = np.asarray(batch['audio'], np.float32)  # (B, T)
       lengths = np.asarray(batch.get('length', np.full(len(audio), audio.shape[1])))  # (B,)
       step_key = jax.random.fold_in(key, step) if key is not None else jax.random.PRNGKey(0)
-      f, p, v = jax.device_get(compute_features(trained.encoder, source, frames, trained.variables, audio,
-                                                lengths, step_key))  # (B, L, D), (B, D), (B, L)
+      outputs = jax.device_get(compute_features(trained.encoder, sources, frames, trained.variables, audio,
+                                                lengths, step_key))  # per source (B, L, D), (B, D), (B, L)
       real = np.flatnonzero(np.asarray(batch['mask']) > 0)  # padding and broken files are 0
       index = np.asarray(batch['index'])[real]
-      pooled[index] = p[real]
       valid[index] = True
-      if frames:
+      for s, (f, p, v) in enumerate(outputs):
+        pooled[s][index] = p[real]
+        if not frames:
+          continue
         for b, i in zip(real, index):
           rows = np.ascontiguousarray(f[b][v[b]], np.float32)  # (L_b, D)
-          counts[i] = len(rows)
-          if sink is not None:
-            sink.write(rows.tobytes())
+          counts[s, i] = len(rows)
+          if sinks is not None:
+            sinks[s].write(rows.tobytes())
           else:
-            chunks.append(rows)
+            chunks[s].append(rows)
   if not frames:
-    return Features(pooled, valid)
-  offsets = np.concatenate([[0], np.cumsum(counts)])  # (N + 1,)
-  if sink_path:
-    flat = np.memmap(sink_path, np.float32, 'r',
-                     shape=(int(offsets[-1]), source.dim))
-  else:
-    flat = np.concatenate(chunks) if chunks else np.zeros((0, source.dim), np.float32)
-  return Features(pooled, valid, flat, offsets)
+    return [Features(p, valid.copy()) for p in pooled]
+  out = []
+  for s, source in enumerate(sources):
+    offsets = np.concatenate([[0], np.cumsum(counts[s])])  # (N + 1,)
+    if sink_paths:
+      flat = np.memmap(sink_paths[s], np.float32, 'r', shape=(int(offsets[-1]), source.dim))
+    else:
+      flat = np.concatenate(chunks[s]) if chunks[s] else np.zeros((0, source.dim), np.float32)
+    out.append(Features(pooled[s], valid.copy(), flat, offsets))
+  return out
 
 
 def cache_key(trained: TrainedEncoder, source: FeatureSource, data_source, *, data_config,
@@ -249,49 +272,79 @@ def _crops(data_source) -> bool:
 
 def cached_features(cache_dir: str, trained: TrainedEncoder, source: FeatureSource, data_source, *,
                     data_config, batch_size: int, epoch: int = 0, seed: int = 0,
-                    frames: bool = False) -> Features:
+                    frames: bool = False, also=()) -> Features:
   """Deterministic features of `data_source`, from `cache_dir` or computed once and stored there.
 
   An entry holds pooled.npy, valid.npy and, once frames were asked for, frames.f32 + offsets.npy;
   it is built in a temporary folder and renamed into place, so a killed run leaves no half entry.
+  `also`: further deterministic sources of the same encoder to cache in the same encoder pass when
+  `source` must be computed (the sources a batch of probes will ask for next), each only if missing.
   """
-  if source.sample:
+  sources = (source, *(s for s in also if s != source))
+  if any(s.sample for s in sources):
     raise ValueError('sampled features are redrawn every pass and never cached')
-  key = cache_key(trained, source, data_source, data_config=data_config, batch_size=batch_size,
-                  epoch=epoch, seed=seed)
-  digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-  folder = os.path.join(cache_dir, digest)
-  meta = os.path.join(folder, 'meta.json')
-  if os.path.exists(meta):
-    try:
-      held = _checked_meta(folder)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-      warn_damaged_cache(folder, e)
-    else:
-      if not frames or held['frames']:
-        return _load_entry(folder, source.dim)
-  tmp = io.temp_beside(folder, folder=True)
+  common = dict(data_config=data_config, batch_size=batch_size, epoch=epoch, seed=seed)
+  folder = _entry_folder(cache_dir, trained, source, data_source, **common)
+  held = _held_entry(folder, source.dim, frames)
+  if held is not None:
+    return held
+  todo = [s for s in sources  # an extra source's entry is checked in full when it is asked for
+          if s == source or not _lists_entry(_entry_folder(cache_dir, trained, s, data_source, **common), frames)]
+  folders = [_entry_folder(cache_dir, trained, s, data_source, **common) for s in todo]
+  tmps = []
   try:
-    what = f'{source.name} features ({data_source.corpus} {data_source.split} {data_source.variant})'
-    feats = extract(trained, source, data_source, batch_size=batch_size, epoch=epoch, seed=seed,
-                    frames=frames, out_dir=tmp, desc=what)
-    np.save(os.path.join(tmp, 'pooled.npy'), feats.pooled)
-    np.save(os.path.join(tmp, 'valid.npy'), feats.valid)
-    if frames:
-      np.save(os.path.join(tmp, 'offsets.npy'), feats.offsets)
-    files = {name: io.file_digest(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
-    io.write_json(os.path.join(tmp, 'meta.json'), {**key, 'frames': frames, 'dim': source.dim,
-                                                   'names': list(data_source.names), 'sha256': files})
-    if os.path.exists(folder):
-      shutil.rmtree(folder)
-    os.rename(tmp, folder)
+    tmps = [io.temp_beside(f, folder=True) for f in folders]
+    names = ', '.join(s.name for s in todo)
+    what = f'{names} features ({data_source.corpus} {data_source.split} {data_source.variant})'
+    computed = extract_many(trained, todo, data_source, batch_size=batch_size, epoch=epoch, seed=seed,
+                            frames=frames, out_dirs=tmps, desc=what)
+    for s, feats, tmp, f in zip(todo, computed, tmps, folders):
+      np.save(os.path.join(tmp, 'pooled.npy'), feats.pooled)
+      np.save(os.path.join(tmp, 'valid.npy'), feats.valid)
+      if frames:
+        np.save(os.path.join(tmp, 'offsets.npy'), feats.offsets)
+      files = {name: io.file_digest(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+      key = cache_key(trained, s, data_source, **common)
+      io.write_json(os.path.join(tmp, 'meta.json'), {**key, 'frames': frames, 'dim': s.dim,
+                                                     'names': list(data_source.names), 'sha256': files})
+      if os.path.exists(f):
+        shutil.rmtree(f)
+      os.rename(tmp, f)
   except BaseException as e:
-    shutil.rmtree(tmp, ignore_errors=True)
+    for tmp in tmps:
+      shutil.rmtree(tmp, ignore_errors=True)
     full = io.disk_full_reason(e)
     if full is None:
       raise
-    raise io.DiskFull(folder, len(data_source) * source.dim * 4, full) from None  # pooled: a lower bound
+    raise io.DiskFull(folder, len(data_source) * sum(s.dim for s in todo) * 4, full) from None  # pooled: a lower bound
   return _load_entry(folder, source.dim)
+
+
+def _entry_folder(cache_dir: str, trained: TrainedEncoder, source: FeatureSource, data_source, **common) -> str:
+  key = cache_key(trained, source, data_source, **common)
+  return os.path.join(cache_dir, hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20])
+
+
+def _lists_entry(folder: str, frames: bool) -> bool:
+  """Whether `folder`'s meta.json says it holds what is asked for (its files are not checked)."""
+  try:
+    held = io.read_json(os.path.join(folder, 'meta.json'))
+    return not frames or bool(held['frames'])
+  except (OSError, ValueError, KeyError, TypeError):
+    return False
+
+
+def _held_entry(folder: str, dim: int, frames: bool) -> Features | None:
+  """The entry in `folder` when it is whole and holds what is asked for (frames or not), else None
+  (a damaged one is reported and will be rebuilt)."""
+  if not os.path.exists(os.path.join(folder, 'meta.json')):
+    return None
+  try:
+    held = _checked_meta(folder)
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    warn_damaged_cache(folder, e)
+    return None
+  return _load_entry(folder, dim) if not frames or held['frames'] else None
 
 
 def _checked_meta(folder: str) -> dict:

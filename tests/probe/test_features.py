@@ -9,7 +9,7 @@ import pytest
 
 from sim_jax import data as data_lib
 from sim_jax.probe import features as features_lib
-from sim_jax.probe.features import (ProbeError, cached_features, compute_features, extract,
+from sim_jax.probe.features import (ProbeError, cached_features, compute_features, extract, extract_many,
                                     feature_source, source_frames)
 from tests.probe.helpers import tiny_trained
 from tests.train.helpers import small_config
@@ -58,8 +58,8 @@ def test_pooled_is_the_mean_over_valid_frames(sim):
   key = jax.random.PRNGKey(0)
   for name in ('context', 'module_0', 'module_2', 'layer_3'):
     source = feature_source(sim, name)
-    f1, p1, v1 = compute_features(sim.encoder, source, True, sim.variables, audio, np.array([9000]), key)
-    f2, p2, v2 = compute_features(sim.encoder, source, True, sim.variables, padded, np.array([9000]), key)
+    (f1, p1, v1), = compute_features(sim.encoder, (source,), True, sim.variables, audio, np.array([9000]), key)
+    (f2, p2, v2), = compute_features(sim.encoder, (source,), True, sim.variables, padded, np.array([9000]), key)
     n = int(source_frames(sim.encoder.specs, source, 9000))
     assert int(v1.sum()) == int(v2.sum()) == n == f1.shape[1]
     np.testing.assert_allclose(p2[0], np.asarray(f2)[0, :n].mean(0), rtol=1e-5, atol=1e-7)
@@ -72,8 +72,8 @@ def test_samples_differ_per_key_and_means_do_not(sim):
   lengths = np.array([8821, 8821])
   mean = feature_source(sim, 'module_1')
   sample = feature_source(sim, 'module_1', 'sample')
-  run = lambda s, k: np.asarray(compute_features(sim.encoder, s, False, sim.variables, audio, lengths,  # noqa: E731
-                                                 jax.random.PRNGKey(k))[1])
+  run = lambda s, k: np.asarray(compute_features(sim.encoder, (s,), False, sim.variables, audio, lengths,  # noqa: E731
+                                                 jax.random.PRNGKey(k))[0][1])
   np.testing.assert_array_equal(run(mean, 0), run(mean, 1))
   assert not np.allclose(run(sample, 0), run(sample, 1))
   np.testing.assert_array_equal(run(sample, 3), run(sample, 3))
@@ -86,8 +86,8 @@ def test_posterior_kl_source_is_the_heads_kl_per_frame_and_dimension(sim):
   audio = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (2, 8821)), np.float32)
   source = features_lib.posterior_kl_source(sim, 1)
   assert (source.name, source.dim, source.hop) == ('module_1_kl', 8, 80)
-  frames, pooled, valid = compute_features(sim.encoder, source, True, sim.variables, audio,
-                                           np.array([8821, 8821]), jax.random.PRNGKey(0))
+  (frames, pooled, valid), = compute_features(sim.encoder, (source,), True, sim.variables, audio,
+                                               np.array([8821, 8821]), jax.random.PRNGKey(0))
   out = encode(sim.encoder, sim.variables, audio, num_modules=2)[1]
   mu, var = np.asarray(out['mu'], np.float64), np.exp(np.asarray(out['logvar'], np.float64))
   expected = 0.5 * (mu ** 2 + var - 1 - np.log(var))  # (B, L, C)
@@ -116,6 +116,55 @@ def test_extract_keeps_every_item_in_order_with_frames(sim, tmp_path):
   np.testing.assert_allclose(alone.pooled, feats.pooled, rtol=1e-5, atol=1e-7)
 
 
+def test_one_pass_for_several_sources_equals_one_pass_each(sim, tmp_path):
+  """extract_many: every source's pooled features and frames (each with its own frame count) equal
+  those of a pass of its own; samples too, drawn with the same key."""
+  _, source = _demo_source(count=6)
+  for features in ('mean', 'sample'):
+    sources = [feature_source(sim, n, features) for n in ('module_0', 'module_2', 'context', 'layer_3')]
+    key = jax.random.PRNGKey(5)
+    dirs = [str(tmp_path / f'{features}_{i}') for i in range(len(sources))]
+    for d in dirs:
+      os.makedirs(d)
+    together = extract_many(sim, sources, source, batch_size=4, epoch=0, seed=0, key=key, frames=True,
+                            out_dirs=dirs)
+    for s, got in zip(sources, together):
+      alone = extract(sim, s, source, batch_size=4, epoch=0, seed=0, key=key, frames=True)
+      np.testing.assert_allclose(got.pooled, alone.pooled, rtol=1e-5, atol=1e-6)
+      np.testing.assert_array_equal(got.offsets, alone.offsets)
+      assert got.offsets[1] == source_frames(sim.encoder.specs, s, 8821)
+      np.testing.assert_allclose(got.frames, alone.frames, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match='all be samples or all be means'):
+    extract_many(sim, [feature_source(sim, 'module_0'), feature_source(sim, 'module_1', 'sample')], source,
+                 batch_size=4, epoch=0, seed=0, key=jax.random.PRNGKey(0))
+
+
+def test_cache_also_fills_the_other_sources_in_the_same_pass(sim, tmp_path, monkeypatch):
+  """`also`: the missing entries of the other sources are made in the one encoder pass of the first
+  request; later requests read them; an entry already there is not recomputed."""
+  data_config, source = _demo_source()
+  cache = str(tmp_path / 'cache')
+  names = ('module_0', 'module_1', 'context')
+  sources = [feature_source(sim, n) for n in names]
+  first = cached_features(cache, sim, sources[2], source, data_config=data_config, batch_size=4)
+  passes = []
+  real = features_lib.extract_many
+
+  def counting(trained, todo, *args, **kwargs):
+    passes.append([s.name for s in todo])
+    return real(trained, todo, *args, **kwargs)
+
+  monkeypatch.setattr(features_lib, 'extract_many', counting)
+  got = {s.name: cached_features(cache, sim, s, source, data_config=data_config, batch_size=4, also=sources)
+         for s in sources}
+  assert passes == [['module_0', 'module_1']]  # one pass; the context's entry was there
+  np.testing.assert_array_equal(got['context'].pooled, first.pooled)
+  for s in sources[:2]:
+    alone = extract(sim, s, source, batch_size=4, epoch=0, seed=0)
+    np.testing.assert_allclose(got[s.name].pooled, alone.pooled, rtol=1e-5, atol=1e-6)
+  assert len([d for d in os.listdir(cache) if not d.startswith('.')]) == 3
+
+
 def _umask() -> int:
   mask = os.umask(0)
   os.umask(mask)
@@ -135,7 +184,7 @@ def test_cache_is_reused_and_keyed_by_weights(sim, tmp_path, monkeypatch):
     raise AssertionError('the encoder ran although the features are cached')
 
   with monkeypatch.context() as m:
-    m.setattr(features_lib, 'extract', no_encoder)
+    m.setattr(features_lib, 'extract_many', no_encoder)
     again = cached_features(cache, sim, context, source, data_config=data_config, batch_size=4)
   np.testing.assert_array_equal(first.pooled, again.pooled)
   # frames asked later: the entry is rebuilt with them, in place
