@@ -182,7 +182,7 @@ def probes_stage(config, workdir: str) -> dict:
   out = {}
   for task in TASKS:
     for source in SOURCES:
-      r = run_probe(probe_config(config, task, source), workdir)
+      r = run_probe(probe_config(config, task, source), workdir, cache_also=SOURCES)  # one encoder pass
       out[f'{task}_{source}'] = {'mean': r['accuracy'], 'std': r['accuracy_std'],
                                  'seeds': r['evaluations'][r['evaluation']]['per_seed_accuracy'],
                                  'chance': r['chance'], 'checkpoint_step': r['checkpoint']['step']}

@@ -111,9 +111,10 @@ class _FeatureProvider:
   targets per class of each split's first draw.
   """
 
-  def __init__(self, cfg, data_config, workdir, trained, source, task, train_source, test_sources, num_classes):
+  def __init__(self, cfg, data_config, workdir, trained, source, task, train_source, test_sources, num_classes,
+               also=()):
     self.cfg, self.data_config = cfg, data_config
-    self.trained, self.source, self.task = trained, source, task
+    self.trained, self.source, self.task, self.also = trained, source, task, also
     self.train_source, self.test_sources = train_source, test_sources
     self.cache_dir = workdir_lib.feature_cache_dir(workdir)
     crops = callable(getattr(train_source, 'crop_starts', None))
@@ -134,7 +135,7 @@ class _FeatureProvider:
                       desc=f'{self.source.name} samples ({data_source.split})', **common)
     else:
       feats = cached_features(self.cache_dir, self.trained, self.source, data_source,
-                              data_config=self.data_config, **common)
+                              data_config=self.data_config, also=self.also, **common)
     data, self.unlabelled[name] = probe_data(self.task, data_source, feats)
     if name not in self.class_counts:
       targets = data.labels[data.labels >= 0]
@@ -217,8 +218,12 @@ def _fit(cfg, provider, spec: ProbeSpec, seed: int, headline: str, log, step_off
   return _Run(jax.device_get(params), norm, history, scores, seconds)
 
 
-def run_probe(config, workdir: str) -> dict:
-  """Train and evaluate the probe `config.probe` on the encoder of `workdir`; returns results.json."""
+def run_probe(config, workdir: str, cache_also: tuple[str, ...] = ()) -> dict:
+  """Train and evaluate the probe `config.probe` on the encoder of `workdir`; returns results.json.
+
+  `cache_also`: names of further feature sources (as config.probe.source) that later probes on the
+  same data will read; their mean features are cached in the same encoder passes as this probe's,
+  when this probe's features are deterministic and not cached yet."""
   trained = workdir_lib.load_trained_encoder(workdir, config.probe.checkpoint, 'config.probe.checkpoint')
   config = workdir_lib.with_training_data_root(config, trained.config)
   task = make_task(config.probe.task, config.data.name, config.data)
@@ -231,8 +236,9 @@ def run_probe(config, workdir: str) -> dict:
   name = probe_name(cfg)
   out_dir = os.path.join(workdir_lib.probes_dir(workdir), name)
   os.makedirs(out_dir, exist_ok=True)
+  also = tuple(feature_source(trained, n, 'mean') for n in cache_also)
   provider = _FeatureProvider(cfg, config.data, workdir, trained, source, task, train_source, test_sources,
-                              len(names))
+                              len(names), also)
   headline = task.evaluations[0][0]
   spec = ProbeSpec(source.dim, len(names), bias=bool(cfg.bias), init=task.init)
   seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
