@@ -33,7 +33,7 @@ from sim_jax import io
 from sim_jax import workdir as workdir_lib
 from sim_jax.analysis import disentanglement, entanglement, latents, report, weights
 from sim_jax.models import head_modules
-from sim_jax.probe import (FeatureSource, Features, cached_features, extract, feature_source, make_task,
+from sim_jax.probe import (FeatureSource, Features, cached_features, extract_many, feature_source, make_task,
                            posterior_kl_source)
 from sim_jax.workdir import TrainedEncoder
 
@@ -344,18 +344,26 @@ def _split_source(config, split: str, variant: str, rng: np.random.Generator):
 
 def _features(config, trained: TrainedEncoder, workdir: str, feature: FeatureSource, source, frames: bool,
               stream: int, draw: int = 0) -> Features:
-  """Features `feature` of every item of `source`: deterministic ones through the probes' cache, SIM
-  samples drawn afresh (PRNG key: config.analysis.seed folded with `stream`, one per data set, and
-  then with `draw` when it is not 0: further draws of the same set)."""
+  """Features `feature` of every item of `source` (see `_features_many`)."""
+  return _features_many(config, trained, workdir, [feature], source, frames, stream, draw)[0]
+
+
+def _features_many(config, trained: TrainedEncoder, workdir: str, features: list[FeatureSource], source,
+                   frames: bool, stream: int, draw: int = 0) -> list[Features]:
+  """Features of every item of `source` for each of `features` (all means or all samples), from one
+  encoder pass: deterministic ones through the probes' cache, SIM samples drawn afresh (PRNG key:
+  config.analysis.seed folded with `stream`, one per data set, and then with `draw` when it is not 0:
+  further draws of the same set)."""
   cfg = config.analysis
   common = dict(batch_size=config.probe.extract_batch_size, epoch=0, seed=cfg.seed, frames=frames)
-  if feature.sample:
+  if features[0].sample:
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), stream)
-    return extract(trained, feature, source, key=jax.random.fold_in(key, draw) if draw else key,
-                   desc=f'{feature.name} features ({source.split} {source.variant}'
-                        f'{f", draw {draw + 1}" if draw else ""})', **common)
-  return cached_features(workdir_lib.feature_cache_dir(workdir), trained, feature, source,
-                         data_config=config.data, **common)
+    names = ', '.join(f.name for f in features)
+    return extract_many(trained, features, source, key=jax.random.fold_in(key, draw) if draw else key,
+                        desc=f'{names} features ({source.split} {source.variant}'
+                             f'{f", draw {draw + 1}" if draw else ""})', **common)
+  return [cached_features(workdir_lib.feature_cache_dir(workdir), trained, feature, source,
+                          data_config=config.data, also=features, **common) for feature in features]
 
 
 def analysis_label(config) -> str:
@@ -517,26 +525,35 @@ DISENTANGLEMENT_LABELS = {
     'dci_informativeness_std': 'DCI informativeness, std over seeds', 'sap': 'SAP', 'modularity': 'modularity',
     'active_units': f'active units (Var of the mean > {disentanglement.ACTIVE_UNIT_THRESHOLD:g})',
     'collapsed_dims': f'collapsed dims (KL < {disentanglement.COLLAPSED_KL:g} nats)',
-    'mean_posterior_kl': 'mean KL(q(z|x) ‖ N(0, 1)) per dim and frame', 'seconds': 'seconds'}
+    'mean_posterior_kl': 'mean KL(q(z|x) ‖ N(0, 1)) per dim and frame',
+    'seconds': 'seconds (the first row also holds the encoder passes of every row)'}
 
 
-def _disentanglement_codes(config, trained: TrainedEncoder, workdir: str, module: int, sources: dict) -> dict:
-  """{'mean' | 'sample' | 'kl': {split: (N, C)}} of `module` on `sources` {split: Source}: time-averaged
-  means (through the probes' cache), and for a SIM module time-averaged samples and the posterior's
-  per-dimension KL to N(0, 1); plus 'valid': {split: (N,) bool}."""
-  features = {'mean': feature_source(trained, f'module_{module}', 'mean')}
-  if trained.encoder.specs[module].gaussian:
-    features.update(sample=feature_source(trained, f'module_{module}', 'sample'),
-                    kl=posterior_kl_source(trained, module))
-  out = {kind: {} for kind in features}
-  out['valid'] = {}
+def _disentanglement_codes(config, trained: TrainedEncoder, workdir: str, modules: list[int],
+                           sources: dict) -> dict:
+  """{module: {'mean' | 'sample' | 'kl': {split: (N, C)}, 'valid': {split: (N,) bool}}} of `modules` on
+  `sources` {split: Source}: time-averaged means (through the probes' cache), and for a SIM module
+  time-averaged samples and the posterior's per-dimension KL to N(0, 1). Every module comes from the
+  same encoder passes: one for the means and KLs, one for the samples, per split."""
+  wanted = {}  # (module, kind) -> FeatureSource
+  for module in modules:
+    wanted[module, 'mean'] = feature_source(trained, f'module_{module}', 'mean')
+    if trained.encoder.specs[module].gaussian:
+      wanted[module, 'sample'] = feature_source(trained, f'module_{module}', 'sample')
+      wanted[module, 'kl'] = posterior_kl_source(trained, module)
+  out = {module: {'valid': {}} for module in modules}
   for s, (split, source) in enumerate(sources.items()):
-    valid = np.ones(len(source), bool)
-    for kind, feature in features.items():
-      f = _features(config, trained, workdir, feature, source, False, 4 + 2 * module + s)
-      out[kind][split] = np.asarray(f.pooled, np.float64)
-      valid &= f.valid
-    out['valid'][split] = valid
+    valid = {module: np.ones(len(source), bool) for module in modules}
+    for sample in (False, True):
+      keys = [k for k, f in wanted.items() if f.sample == sample]
+      if not keys:
+        continue
+      got = _features_many(config, trained, workdir, [wanted[k] for k in keys], source, False, 4 + s)
+      for (module, kind), f in zip(keys, got):
+        out[module].setdefault(kind, {})[split] = np.asarray(f.pooled, np.float64)
+        valid[module] &= f.valid
+    for module in modules:
+      out[module]['valid'][split] = valid[module]
   return out
 
 
@@ -567,9 +584,10 @@ def disentanglement_section(config, trained: TrainedEncoder, workdir: str) -> di
   data_dir = os.path.join(workdir, DISENTANGLEMENT_DIR)
   os.makedirs(data_dir, exist_ok=True)
   items = {}
+  started = time.time()
+  all_codes = _disentanglement_codes(config, trained, workdir, modules, sources)
   for module in modules:
-    started = time.time()
-    codes = _disentanglement_codes(config, trained, workdir, module, sources)
+    codes = all_codes[module]
     valid = {split: v & disentanglement.labelled_rows(sources[split].labels, names)
              for split, v in codes.pop('valid').items()}
     kl = codes.pop('kl', None)
@@ -615,6 +633,7 @@ def disentanglement_section(config, trained: TrainedEncoder, workdir: str) -> di
       io.save_npz(os.path.join(workdir, matrices), factors=np.array(names), **arrays)
       files.append(_file(matrices, 'MI, importance and SAP matrices (npz)'))
       values['seconds'] = time.time() - started
+      started = time.time()
       items[name] = _item(values, labels, groups=[_group('', files, (
           f'{len(names)} factors ({", ".join(f"{k}: {len(train.class_names[k])} classes" for k in names)})'
           + ''.join(f'; {k} left out ({why})' for k, why in left_out.items())
