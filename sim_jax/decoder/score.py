@@ -104,7 +104,8 @@ def contribution_score(decode: Callable, variables, z, pairs: np.ndarray, ks, ba
 
     return max_err, jax.lax.map(error_sum, jnp.asarray([ks[i] for i in decoded], jnp.int32))
 
-  max_total, totals = jnp.zeros(()), jnp.zeros(len(decoded))  # summed on the device: no sync per batch
+  max_total, totals = jnp.zeros(()), jnp.zeros(len(decoded))  # summed on the device
+  in_flight = None
   for s in tqdm(range(0, len(pairs), batch_size), desc=desc, unit='batch',
                 dynamic_ncols=True):
     idx = pairs[s:s + batch_size]
@@ -113,6 +114,9 @@ def contribution_score(decode: Callable, variables, z, pairs: np.ndarray, ks, ba
     idx = np.concatenate([idx, np.repeat(idx[-1:], batch_size - len(idx), axis=0)])
     m, t = chunk(variables, z, targets, idx, mask)
     max_total, totals = max_total + m, totals + t
+    if in_flight is not None:  # one batch queued ahead: the device stays busy and the bar counts finished batches
+      jax.block_until_ready(in_flight)
+    in_flight = totals
   max_error = float(max_total) / len(pairs)
   absolute = np.zeros(len(ks))
   absolute[decoded] = np.asarray(totals, np.float64) / len(pairs)
