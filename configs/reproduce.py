@@ -12,7 +12,7 @@ config merged into each model's config (override one with e.g. --config.scales.c
   cpu    512 channels, batch 8, 20 epochs (SIM at β = 0.01 learns at this width, not at 64); the
          sample probe trains on one draw of SIM samples per seed (train_crops=1); decoders
          1 epoch at batch 8, 200 scored pairs; KDE estimates capped at 2000 vectors (the original's
-         (512, ∞, ∞) setting is 8192); 146 min on 2 idle cores: training 69, the evaluation stages 77
+         (512, ∞, ∞) setting is 8192); 134 min on 2 idle cores: training 69, the evaluation stages 65
          (README, Reproducing the paper)
   smoke  16 channels, 2 steps, 2-epoch probes, tiny decoder: the CI test of the whole pipeline
 
@@ -40,7 +40,7 @@ def get_config():
   config.prediction_steps = 0
   config.scales = ml_collections.ConfigDict(dict(
       paper=dict(probe=dict(seeds=3)),
-      cpu=dict(  # 146 min on 2 idle cores in all (measured; README); the decoders at batch 8: one
+      cpu=dict(  # 134 min on 2 idle cores in all (measured; README); the decoders at batch 8: one
           # epoch is 85 updates (11 at the recipe's batch 64, which fits: 3.1 GB)
           model=dict(channels=512),
           train=dict(batch_size=8, num_epochs=20),
