@@ -283,29 +283,32 @@ def cached_features(cache_dir: str, trained: TrainedEncoder, source: FeatureSour
   sources = (source, *(s for s in also if s != source))
   if any(s.sample for s in sources):
     raise ValueError('sampled features are redrawn every pass and never cached')
-  common = dict(data_config=data_config, batch_size=batch_size, epoch=epoch, seed=seed)
-  folder = _entry_folder(cache_dir, trained, source, data_source, **common)
+  keys = [cache_key(trained, s, data_source, data_config=data_config, batch_size=batch_size, epoch=epoch,
+                    seed=seed) for s in sources]
+  entries = [os.path.join(cache_dir, hashlib.sha1(json.dumps(k, sort_keys=True, default=str).encode()).hexdigest()[:20])
+             for k in keys]
+  folder = entries[0]
   held = _held_entry(folder, source.dim, frames)
   if held is not None:
     return held
-  todo = [s for s in sources  # an extra source's entry is checked in full when it is asked for
-          if s == source or not _lists_entry(_entry_folder(cache_dir, trained, s, data_source, **common), frames)]
-  folders = [_entry_folder(cache_dir, trained, s, data_source, **common) for s in todo]
+  # an extra source's entry is checked in full when it is asked for
+  todo = [i for i, f in enumerate(entries) if i == 0 or not _lists_entry(f, frames)]
   tmps = []
   try:
-    tmps = [io.temp_beside(f, folder=True) for f in folders]
-    names = ', '.join(s.name for s in todo)
+    for i in todo:  # one at a time, so a failure leaves every folder made so far in `tmps` to remove
+      tmps.append(io.temp_beside(entries[i], folder=True))
+    names = ', '.join(sources[i].name for i in todo)
     what = f'{names} features ({data_source.corpus} {data_source.split} {data_source.variant})'
-    computed = extract_many(trained, todo, data_source, batch_size=batch_size, epoch=epoch, seed=seed,
-                            frames=frames, out_dirs=tmps, desc=what)
-    for s, feats, tmp, f in zip(todo, computed, tmps, folders):
+    computed = extract_many(trained, [sources[i] for i in todo], data_source, batch_size=batch_size, epoch=epoch,
+                            seed=seed, frames=frames, out_dirs=tmps, desc=what)
+    for i, feats, tmp in zip(todo, computed, tmps):
+      s, f = sources[i], entries[i]
       np.save(os.path.join(tmp, 'pooled.npy'), feats.pooled)
       np.save(os.path.join(tmp, 'valid.npy'), feats.valid)
       if frames:
         np.save(os.path.join(tmp, 'offsets.npy'), feats.offsets)
       files = {name: io.file_digest(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
-      key = cache_key(trained, s, data_source, **common)
-      io.write_json(os.path.join(tmp, 'meta.json'), {**key, 'frames': frames, 'dim': s.dim,
+      io.write_json(os.path.join(tmp, 'meta.json'), {**keys[i], 'frames': frames, 'dim': s.dim,
                                                      'names': list(data_source.names), 'sha256': files})
       if os.path.exists(f):
         shutil.rmtree(f)
@@ -316,13 +319,9 @@ def cached_features(cache_dir: str, trained: TrainedEncoder, source: FeatureSour
     full = io.disk_full_reason(e)
     if full is None:
       raise
-    raise io.DiskFull(folder, len(data_source) * sum(s.dim for s in todo) * 4, full) from None  # pooled: a lower bound
+    raise io.DiskFull(folder, len(data_source) * sum(sources[i].dim for i in todo) * 4,  # pooled: a lower bound
+                      full) from None
   return _load_entry(folder, source.dim)
-
-
-def _entry_folder(cache_dir: str, trained: TrainedEncoder, source: FeatureSource, data_source, **common) -> str:
-  key = cache_key(trained, source, data_source, **common)
-  return os.path.join(cache_dir, hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20])
 
 
 def _lists_entry(folder: str, frames: bool) -> bool:
