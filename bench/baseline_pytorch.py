@@ -5,6 +5,8 @@ It does the original's arithmetic the original's way (reference-semantics §1-§
 (BatchNorm off), each module's predictor Linear over the 128-frame window, the 10 negatives as a
 (B*L, C, 10) tensor of permuted rows, a Python loop over the K = 10 steps with batched matvecs and
 LogSoftmax, KL summed over time, one Adam over every parameter, random 10240-sample inputs.
+It runs where the original runs: on the GPU when torch sees one (timed with synchronisation; peak
+GPU memory reported beside peak RSS), else on the CPU.
 PyTorch is not a dependency of sim-jax; run this from a separate environment:
 
   python3 -m venv /tmp/torch-venv && /tmp/torch-venv/bin/pip install torch==2.13.0 numpy
@@ -29,6 +31,7 @@ except ImportError:
            "file's docstring says")
 
 CHANNELS, HIDDEN, STEPS, NEGATIVES, WINDOW = 512, 256, 10, 10, 128
+DEVICE = torch.device('cuda' if torch.cuda.is_available() else 'cpu')  # the original's own choice
 LAYERS = ((10, 5, 2), (8, 4, 2), (4, 2, 2), (4, 2, 2), (4, 2, 1))  # (kernel, stride, padding)
 SPLIT = ((0, 1), (2, 3), (4,))
 
@@ -48,7 +51,7 @@ class InfoNCE(nn.Module):
       c, z = c[:, start:start + WINDOW], z[:, start:start + WINDOW]
     length = z.shape[1]
     predictions = self.predictor(c)
-    negatives = torch.stack([full[torch.randperm(full.shape[0])] for _ in range(NEGATIVES)], dim=2)
+    negatives = torch.stack([full[torch.randperm(full.shape[0], device=full.device)] for _ in range(NEGATIVES)], dim=2)
     loss = 0.0
     for k in range(1, STEPS + 1):
       pred = predictions[:, :-k, (k - 1) * CHANNELS:k * CHANNELS].reshape(-1, 1, CHANNELS)
@@ -96,6 +99,17 @@ class GRUModule(nn.Module):
     return self.loss(z, self.gru(z)[0]), z
 
 
+def synchronize() -> None:
+  """Waits for the GPU's queued work (a no-op on the CPU), so that host clocks time the work."""
+  if DEVICE.type == 'cuda':
+    torch.cuda.synchronize()
+
+
+def peak_gpu_gb() -> float | None:
+  """Peak GPU memory PyTorch allocated in this process (None on the CPU)."""
+  return torch.cuda.max_memory_allocated() / 1e9 if DEVICE.type == 'cuda' else None
+
+
 def run_case(kind: str, batch: int, samples: int, steps: int) -> dict:
   """Time `steps` train steps (after one warm-up step) in this process."""
   torch.manual_seed(0)
@@ -103,9 +117,9 @@ def run_case(kind: str, batch: int, samples: int, steps: int) -> dict:
   gaussian = kind == 'sim'
   modules = nn.ModuleList([ConvModule(1, [LAYERS[j] for j in SPLIT[0]], gaussian),
                            ConvModule(CHANNELS, [LAYERS[j] for j in SPLIT[1]], gaussian),
-                           ConvModule(CHANNELS, [LAYERS[j] for j in SPLIT[2]], gaussian), GRUModule()])
+                           ConvModule(CHANNELS, [LAYERS[j] for j in SPLIT[2]], gaussian), GRUModule()]).to(DEVICE)
   optimizer = torch.optim.Adam(modules.parameters(), lr=2e-4)
-  audio = torch.randn(batch, 1, samples) * 0.1
+  audio = torch.randn(batch, 1, samples, device=DEVICE) * 0.1
 
   def step():
     x, losses = audio, []
@@ -118,12 +132,15 @@ def run_case(kind: str, batch: int, samples: int, steps: int) -> dict:
     optimizer.step()
 
   step()
+  synchronize()
   start = time.perf_counter()
   for _ in range(steps):
     step()
+  synchronize()
   seconds = (time.perf_counter() - start) / steps
   return dict(kind=kind, batch=batch, samples=samples, samples_per_s=batch / seconds,
-              ms_per_step=seconds * 1e3, peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
+              ms_per_step=seconds * 1e3, peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+              peak_gpu_gb=peak_gpu_gb(), device=str(DEVICE))
 
 
 def main():
@@ -139,13 +156,15 @@ def main():
   if args.case:
     print(json.dumps(run_case(args.case[0], int(args.case[1]), int(args.case[2]), args.steps)))
     return
-  n = 2048
-  a = torch.ones(n, n)
+  n = 2048 if DEVICE.type == 'cpu' else 8192
+  a = torch.randn(n, n, device=DEVICE)
   a @ a
+  synchronize()
   start = time.perf_counter()
   for _ in range(5):
     a @ a
-  print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; float32 matmul: '
+  synchronize()
+  print(f'torch {torch.__version__} on {DEVICE}, {torch.get_num_threads()} threads; float32 matmul: '
         f'{2 * n ** 3 * 5 / (time.perf_counter() - start) / 1e9:.1f} GFLOP/s')
   print(f'{"model":5s} {"batch":>5s} {"samples":>7s} {"samples/s":>9s} {"ms/step":>9s} {"peak GB":>7s}')
   for kind in args.kinds:

@@ -14,6 +14,7 @@ de Boer shapes, 512 channels:
            context under no_grad (the original has no feature cache), time-average, Linear, cross-entropy,
            Adam. items/s.
   extract  the same encoder pass alone (what a feature cache saves per epoch). items/s.
+On a GPU (where torch sees one, as the original) every case runs there, timed with synchronisation.
 
   /tmp/torch-venv/bin/python bench/baseline_pytorch_stages.py --case decoder '{"module": 2, "batch": 8}'
 """
@@ -25,7 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from baseline_pytorch import CHANNELS, LAYERS, SPLIT, ConvModule, GRUModule, nn, torch  # noqa: E402
+from baseline_pytorch import (CHANNELS, DEVICE, LAYERS, SPLIT, ConvModule, GRUModule, nn, peak_gpu_gb,  # noqa: E402
+                              synchronize, torch)
 
 # The original's de Boer decoder architectures (config_code/sim_setup.py), per conv module:
 # (kernel, stride, padding, output_padding) of each ConvTranspose1d.
@@ -46,14 +48,14 @@ def make_decoder(module: int) -> nn.Sequential:
     layers.append(nn.ConvTranspose1d(CHANNELS, 1 if last else CHANNELS, kernel, stride, padding, output_padding))
     if not last:
       layers.append(nn.ReLU())
-  return nn.Sequential(*layers)
+  return nn.Sequential(*layers).to(DEVICE)
 
 
 def make_encoder() -> nn.ModuleList:
   """The SIM stack of bench/baseline_pytorch.py (BatchNorm off, as the de Boer recipe)."""
   return nn.ModuleList([ConvModule(1, [LAYERS[j] for j in SPLIT[0]], True),
                         ConvModule(CHANNELS, [LAYERS[j] for j in SPLIT[1]], True),
-                        ConvModule(CHANNELS, [LAYERS[j] for j in SPLIT[2]], True), GRUModule()]).eval()
+                        ConvModule(CHANNELS, [LAYERS[j] for j in SPLIT[2]], True), GRUModule()]).to(DEVICE).eval()
 
 
 @torch.no_grad()
@@ -69,17 +71,21 @@ def encode(encoder, audio, module: int):
 def timed(fn, repeats: int) -> float:
   """Seconds per call of fn after one warm-up call."""
   fn()
+  synchronize()
   start = time.perf_counter()
   for _ in range(repeats):
     fn()
+  synchronize()
   return (time.perf_counter() - start) / repeats
 
 
 def decoder_case(module: int, batch: int, steps: int) -> dict:
-  """LitDecoder.training_step + Adam on a (batch, 10240) batch."""
+  """LitDecoder.training_step + Adam on a (batch, 10240) batch, at the matmul precision
+  decoder/train_decoder.py sets ('medium': bfloat16-based float32 matmuls where a GPU has them)."""
+  torch.set_float32_matmul_precision('medium')
   encoder, decoder = make_encoder(), make_decoder(module)
   optimizer = torch.optim.Adam(decoder.parameters(), lr=2e-4)
-  audio = torch.randn(batch, 1, SAMPLES) * 0.1
+  audio = torch.randn(batch, 1, SAMPLES, device=DEVICE) * 0.1
 
   def step():
     z = encode(encoder, audio, module).detach()
@@ -94,7 +100,7 @@ def decoder_case(module: int, batch: int, steps: int) -> dict:
 
 def interpolate_partial(z1, z2, indices, steps: int = 10):
   """The original's `_interpolate_partial`: `steps` copies of z1 whose dims `indices` move to z2."""
-  out = torch.zeros((steps,) + z1.shape[1:])
+  out = torch.zeros((steps,) + z1.shape[1:], device=z1.device)
   for i in range(steps):
     val = i / (steps - 1)
     out[i] = z1.clone()
@@ -107,7 +113,7 @@ def score_case(module: int, pairs: int) -> dict:
   """The original's contribution-score loop over `pairs` ordered pairs of random latents."""
   decoder = make_decoder(module).eval()
   frames = {0: 511, 1: 129, 2: 64}[module]
-  z = torch.randn(max(2, pairs + 1), CHANNELS, frames)
+  z = torch.randn(max(2, pairs + 1), CHANNELS, frames, device=DEVICE)
 
   def distance(z1, z2, k, max_err):
     mse = (z1.mean(axis=2) - z2.mean(axis=2)) ** 2
@@ -129,10 +135,10 @@ def score_case(module: int, pairs: int) -> dict:
 def probe_case(items: int, samples: int, batch: int, classes: int = 9) -> dict:
   """One epoch of the syllable probe on the GRU context, encoder included (as the original)."""
   encoder = make_encoder()
-  linear = nn.Linear(encoder[3].gru.hidden_size, classes)
+  linear = nn.Linear(encoder[3].gru.hidden_size, classes).to(DEVICE)
   optimizer = torch.optim.Adam(linear.parameters(), lr=1e-3)
-  audio = torch.randn(batch, 1, samples) * 0.1
-  labels = torch.randint(0, classes, (batch,))
+  audio = torch.randn(batch, 1, samples, device=DEVICE) * 0.1
+  labels = torch.randint(0, classes, (batch,), device=DEVICE)
   steps = -(-items // batch)
 
   def epoch():
@@ -151,7 +157,7 @@ def probe_case(items: int, samples: int, batch: int, classes: int = 9) -> dict:
 def extract_case(samples: int, batch: int, steps: int) -> dict:
   """The probe's encoder pass alone, batches of `batch` items."""
   encoder = make_encoder()
-  audio = torch.randn(batch, 1, samples) * 0.1
+  audio = torch.randn(batch, 1, samples, device=DEVICE) * 0.1
   seconds = timed(lambda: encode(encoder, audio, 3), steps)
   return dict(items_per_s=batch / seconds)
 
@@ -178,7 +184,7 @@ def main():
   args = parser.parse_args()
   torch.manual_seed(0)
   result = CASES[args.case[0]](json.loads(args.case[1]))
-  result['peak_gb'] = peak_rss_gb()
+  result.update(peak_gb=peak_rss_gb(), peak_gpu_gb=peak_gpu_gb(), device=str(DEVICE))
   print(json.dumps(result))
 
 

@@ -1,22 +1,27 @@
 """The device check: what an accelerator machine must show, in one run (bench/device_check.sh).
 
   bench/device_check.sh                 # on a GPU/TPU machine: ~8 minutes on one GPU
-  bench/device_check.sh --smoke         # tiny widths, one reference file: ~2 minutes on a CPU (CI:
+  bench/device_check.sh --smoke         # tiny widths, one reference file: ~3 minutes on a CPU (CI:
                                         # tests/test_device_check.py)
+  bench/device_check.sh --parts reference_check stages   # some parts, in the order given
 
 On whatever backend jax finds it runs
-  1. `python -m sim_jax.reference check` on every file of ../shared/reference (must PASS: float32
-     'highest' matmuls are the default policy, so no TF32 there);
-  2. bench/train_step.py: SIM and GIM at batch 64 and 256 on 10240 samples and batch 64 on 20480,
-     float32 and bfloat16, each with its GFLOP/s next to a same-run matmul of the same dtype; and SIM
-     float32 at the LibriSpeech recipe's batch 8 x 20480;
-  3. bench/data.py: LibriSpeech 20480-sample crops/s against 1..16 decode threads, from the FLAC
-     files and from the decoded cache (config.data.decoded_cache);
-  4. three minutes of real-width (512-channel) SIM training on de Boer through train.py (on the
-     built-in demo corpus with the same shapes and recipe where --deboer-root is missing), stopped
-     with SIGTERM; the measured step rate projects the de Boer 1000-epoch and (from the batch-8 x
-     20480 step of 2.) the LibriSpeech 100-epoch recipes;
-and writes everything to device_check.json (--out), with the issue's targets and whether each is met.
+  reference_check  `python -m sim_jax.reference check` on every file of ../shared/reference (must
+                   PASS: float32 'highest' matmuls are the default policy, so no TF32 there);
+  train_step       bench/train_step.py: SIM and GIM at the de Boer recipe's batch 64 x 10240, float32
+                   and bfloat16, SIM bfloat16 at batch 256, SIM float32 at the LibriSpeech recipe's
+                   8 x 20480, each with its GFLOP/s next to a same-run matmul of its dtype;
+  data             bench/data.py: LibriSpeech 20480-sample crops/s against 1, 4 and 16 decode threads,
+                   from the FLAC files and from the decoded cache (config.data.decoded_cache);
+  deboer_training  three minutes (--train-seconds) of real-width SIM training on de Boer through train.py
+                   (on the built-in demo corpus with the same shapes and recipe where the words are
+                   missing), stopped with SIGTERM; the step rate projects the de Boer 1000-epoch and
+                   (from the 8 x 20480 step) the LibriSpeech 100-epoch recipes;
+  stages           bench/stages.py: decoder steps, contribution score, feature extraction, probe epoch
+                   and KDE total correlation at 512 channels;
+where the Python has torch (or --baseline-python names one) each float32 step and stage is followed by
+the original's (bench/baseline_pytorch*.py, on the GPU where torch sees one) and gets a speed-up. It
+writes device_check.json (--out) after every part, with the goals and whether each is met.
 """
 
 import argparse
@@ -31,6 +36,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 SHARED = os.path.join(os.path.dirname(REPO), 'shared')
+PARTS = ('reference_check', 'train_step', 'data', 'deboer_training', 'stages')
 DEBOER_TRAIN_STEPS_PER_EPOCH = 680 // 64  # 680 training words, batch 64, last partial batch dropped
 LIBRISPEECH_TRAIN_STEPS_PER_EPOCH = 22829 // 8  # the CPC train split, batch 8
 
@@ -50,19 +56,20 @@ def reference_check(files: list[str]) -> dict:
           'summary': summary[-len(files) * 4:], 'stderr': run.stderr[-1500:] if run.returncode else ''}
 
 
-def train_steps(smoke: bool, tmp: str) -> dict:
-  """2. Step throughput (bench/train_step.py, all cases of a grid in one process): SIM and GIM, float32
-  and bfloat16, at the issue's sizes; and SIM float32 at the LibriSpeech recipe's 8 x 20480."""
-  grids = [(['sim', 'gim'], ['4x10240'] if smoke else ['64x10240', '256x10240', '64x20480'],
-            ['float32', 'bfloat16'])]
-  if not smoke:
-    grids.append((['sim'], ['8x20480'], ['float32']))
+def train_steps(smoke: bool, tmp: str, baseline_python: str | None) -> dict:
+  """2. Step throughput (bench/train_step.py, all cases of a grid in one process): SIM and GIM at the
+  de Boer recipe's batch 64, float32 and bfloat16; SIM bfloat16 at batch 256; SIM float32 at the
+  LibriSpeech recipe's 8 x 20480; each float32 shape beside the original's step (baseline_python)."""
+  grids = ([(['sim', 'gim'], ['4x10240'], ['float32', 'bfloat16'])] if smoke else
+           [(['sim', 'gim'], ['64x10240'], ['float32', 'bfloat16']), (['sim'], ['256x10240'], ['bfloat16']),
+            (['sim'], ['8x20480'], ['float32'])])
   report = {'cases': []}
   for i, (kinds, cases, dtypes) in enumerate(grids):
     out = os.path.join(tmp, f'train_step_{i}.json')
     cmd = [sys.executable, 'bench/train_step.py', '--kinds', *kinds, '--cases', *cases, '--dtypes', *dtypes,
            '--one-process', '--json', out, '--steps', '1' if smoke else '5']
     cmd += ['--channels', '16'] if smoke else []
+    cmd += ['--baseline-python', baseline_python] if baseline_python and 'float32' in dtypes else []
     run = _run(cmd, timeout=1200)
     print(run.stdout[-4000:])
     if not os.path.exists(out):
@@ -81,7 +88,7 @@ def data_bench(smoke: bool, librispeech_root: str, tmp: str) -> dict:
   cmd = [sys.executable, 'bench/data.py', '--loaders', 'librispeech', 'librispeech-decoded',
          '--json', out, '--librispeech-root', librispeech_root,
          '--cache-dir', os.path.join(tmp, 'cache'), '--seconds', '1' if smoke else '3',
-         '--threads', *(['1', '2'] if smoke else ['1', '2', '4', '8', '16'])]
+         '--threads', *(['1', '2'] if smoke else ['1', '4', '16'])]
   run = _run(cmd, timeout=600)
   print(run.stdout[-2000:])
   if not os.path.exists(out):
@@ -95,7 +102,7 @@ def deboer_training(smoke: bool, seconds: float, deboer_root: str, tmp: str) -> 
   compile are logged), then SIGTERM (a clean stop)."""
   workdir = os.path.join(tmp, 'sim_deboer')
   cmd = [sys.executable, 'train.py', f'--workdir={workdir}']
-  if os.path.isdir(deboer_root):
+  if os.path.isdir(os.path.join(deboer_root, 'reshuffledv2')):
     corpus = 'deboer'
     cmd += ['--config=configs/sim_deboer.py', f'--config.data.root={deboer_root}']
   else:  # e.g. a machine the 125 MB corpus did not travel to: the built-in corpus, same shapes and recipe
@@ -148,6 +155,43 @@ def deboer_training(smoke: bool, seconds: float, deboer_root: str, tmp: str) -> 
   return result
 
 
+def stages(smoke: bool, deboer_root: str, tmp: str, baseline_python: str | None) -> dict:
+  """5. bench/stages.py: the decoder step (modules 0 and 2, batches 8 and 64), the contribution score,
+  feature extraction and the probe epoch (on the syllables under deboer_root) and the KDE total
+  correlation, each beside the original's stage where baseline_python is given (not the KDE: sklearn's
+  takes ~15 minutes on a CPU)."""
+  report = {'rows': []}
+  runs = [['--stages', 'decoder', 'score', 'extract'], ['--stages', 'tc']]
+  if smoke:
+    runs = [['--stages', 'decoder', 'score', '--channels', '16', '--modules', '2', '--batches', '8']]
+  for i, stage_args in enumerate(runs):
+    if 'extract' in stage_args and not os.path.isdir(os.path.join(deboer_root, 'split up data padded')):
+      stage_args = [a for a in stage_args if a != 'extract']
+      report['extract'] = f'skipped: {deboer_root} holds no syllables (split up data padded/)'
+    out = os.path.join(tmp, f'stages_{i}.json')
+    cmd = [sys.executable, 'bench/stages.py', *stage_args, '--root', deboer_root, '--json', out]
+    cmd += ['--baseline-python', baseline_python] if baseline_python and 'tc' not in stage_args else []
+    run = _run(cmd, timeout=900)
+    print(run.stdout[-4000:])
+    if not os.path.exists(out):
+      report.setdefault('errors', []).append(run.stderr[-3000:])
+      continue
+    with open(out) as f:
+      result = json.load(f)
+    report['rows'] += result.pop('rows')
+    report.update(result)
+  return report
+
+
+def torch_python(requested: str | None) -> str | None:
+  """The Python that times the original's code: `requested`, else this one where it has torch (an
+  accelerator image usually does), else None (the speed-ups are skipped)."""
+  if requested:
+    return requested
+  found = subprocess.run([sys.executable, '-c', 'import torch'], capture_output=True).returncode == 0
+  return sys.executable if found else None
+
+
 def main() -> None:
   """Runs the four parts and writes the JSON."""
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,10 +199,17 @@ def main() -> None:
   parser.add_argument('--out', default='device_check.json')
   parser.add_argument('--reference-dir', default=os.path.join(SHARED, 'reference'))
   parser.add_argument('--deboer-root', default=os.path.join(SHARED, 'data', 'de_boer'),
-                      help='missing: part 4 trains on the built-in demo corpus with the same shapes')
+                      help='without its words (reshuffledv2/) part 4 trains on the built-in demo corpus with '
+                      "the same shapes; without its syllables part 5's extraction and probe are skipped")
   parser.add_argument('--librispeech-root', default=os.path.join(SHARED, 'data', 'librispeech_mini'))
   parser.add_argument('--train-seconds', type=float, default=None, help='default 180 (smoke: 40)')
+  parser.add_argument('--baseline-python', help='a Python with torch for the original\'s steps '
+                      '(default: this one, where it has torch)')
+  parser.add_argument('--parts', nargs='+', default=list(PARTS), choices=PARTS, help='the parts to run')
   args = parser.parse_args()
+  # each part runs in processes of its own, some beside a PyTorch one: no process may take most of
+  # an accelerator's memory up front (JAX's default), each allocates what it uses
+  os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
   if not os.path.isdir(args.reference_dir):
     parser.error(f'--reference-dir {args.reference_dir} does not exist; pass the folder of the reference files')
   import jax
@@ -166,17 +217,23 @@ def main() -> None:
             'device_count': jax.device_count(), 'jax': jax.__version__, 'smoke': args.smoke}
   print(f'backend {report["backend"]}: {report["device_count"]} x {report["device"]}', flush=True)
   start = time.perf_counter()
+  baseline_python = torch_python(args.baseline_python)
+  report['original_timed_by'] = baseline_python
+  from sim_jax import io
   with tempfile.TemporaryDirectory() as tmp:
     files = sorted(os.path.join(args.reference_dir, f) for f in os.listdir(args.reference_dir)
                    if f.endswith('.npz'))[:1 if args.smoke else None]  # smoke: the plumbing, one file
-    report['reference_check'] = reference_check(files)
-    report['train_step'] = train_steps(args.smoke, tmp)
-    report['data'] = data_bench(args.smoke, args.librispeech_root, tmp)
-    seconds = args.train_seconds or (40.0 if args.smoke else 180.0)
-    report['deboer_training'] = deboer_training(args.smoke, seconds, args.deboer_root, tmp)
+    parts = {'reference_check': lambda: reference_check(files),
+             'train_step': lambda: train_steps(args.smoke, tmp, baseline_python),
+             'data': lambda: data_bench(args.smoke, args.librispeech_root, tmp),
+             'deboer_training': lambda: deboer_training(args.smoke, args.train_seconds or (
+                 40.0 if args.smoke else 180.0), args.deboer_root, tmp),
+             'stages': lambda: stages(args.smoke, args.deboer_root, tmp, baseline_python)}
+    for name in args.parts:
+      report[name] = parts[name]()
+      report['seconds'] = time.perf_counter() - start
+      io.write_json(args.out, report)  # after every part: a run cut short keeps what it measured
   report['targets'] = targets(report)
-  report['seconds'] = time.perf_counter() - start
-  from sim_jax import io
   io.write_json(args.out, report)
   print(json.dumps(report['targets'], indent=1))
   print(f'wrote {args.out} ({report["seconds"]:.0f} s)')
@@ -189,14 +246,14 @@ def targets(report: dict) -> dict:
   def goal(value, text: str, ok) -> dict:
     return {'value': value, 'goal': text, 'met': None if report['smoke'] else value is not None and ok(value)}
 
-  cases = [c for c in report['train_step'].get('cases', []) if 'error' not in c]
+  cases = [c for c in report.get('train_step', {}).get('cases', []) if 'error' not in c]
   libri = [c['ms_per_step'] for c in cases if c['kind'] == 'sim' and c['batch'] == 8
            and c['samples'] == 20480 and c['dtype'] == 'float32']
   bf16 = [c['gflops'] / c['matmul_gflops'] for c in cases
           if c['batch'] == 256 and c['dtype'] == 'bfloat16' and c.get('matmul_gflops')]
   return {
-      'reference_check_passes': report['reference_check']['passed'],
-      'deboer_1000_epochs_minutes': goal(report['deboer_training'].get('deboer_1000_epochs_minutes'),
+      'reference_check_passes': report.get('reference_check', {}).get('passed'),
+      'deboer_1000_epochs_minutes': goal(report.get('deboer_training', {}).get('deboer_1000_epochs_minutes'),
                                          '< 10', lambda v: v < 10),
       'librispeech_100_epochs_hours': goal(
           100 * LIBRISPEECH_TRAIN_STEPS_PER_EPOCH * libri[0] / 3.6e6 if libri else None, '< 1',

@@ -31,6 +31,9 @@ def test_device_check_smoke_writes_every_section(tmp_path):
   training = report['deboer_training']
   assert training['steps'] >= 2 and training['deboer_1000_epochs_minutes'] > 0, training
   assert training['returncode'] in (0, 130)  # 130: stopped by SIGTERM after saving, as asked
+  rows = {row['stage'].split(' module')[0]: row for row in report['stages']['rows']}
+  assert set(rows) == {'decoder step', 'score'}, rows
+  assert all(row['rate'] > 0 and row['gflop_per_item'] > 0 for row in rows.values()), rows
   assert set(report['targets']) == {'reference_check_passes', 'deboer_1000_epochs_minutes',
                                     'librispeech_100_epochs_hours', 'bf16_of_matmul_at_batch_256'}
   assert all(t['met'] is None for name, t in report['targets'].items() if name != 'reference_check_passes')
