@@ -141,11 +141,14 @@ def main():
         if key not in baselines:
           base = subprocess.run([args.baseline_python, os.path.join(repo, 'bench', 'baseline_pytorch.py'),
                                  '--case', r['kind'], str(r['batch']), str(r['samples']), '--steps',
-                                 str(args.steps)], capture_output=True, text=True, check=True)
-          baselines[key] = json.loads(base.stdout)
+                                 str(args.steps)], capture_output=True, text=True)
+          baselines[key] = json.loads(base.stdout) if base.returncode == 0 else None
+          if base.returncode:
+            print(f'baseline {key} failed: {base.stderr[-1500:]}')
         b = r['original'] = baselines[key]
-        line += (f' {b["samples_per_s"]:8.2f} {r["samples_per_s"] / b["samples_per_s"]:7.2f}x'
-                 f' {b["peak_gpu_gb"] or b["peak_gb"]:8.2f}')
+        if b:
+          line += (f' {b["samples_per_s"]:8.2f} {r["samples_per_s"] / b["samples_per_s"]:7.2f}x'
+                   f' {b["peak_gpu_gb"] or b["peak_gb"]:8.2f}')
       print(line, flush=True)
   if args.json:
     from sim_jax import io  # noqa: E402 (the repo root is on sys.path)
