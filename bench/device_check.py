@@ -41,9 +41,14 @@ DEBOER_TRAIN_STEPS_PER_EPOCH = 680 // 64  # 680 training words, batch 64, last p
 LIBRISPEECH_TRAIN_STEPS_PER_EPOCH = 22829 // 8  # the CPC train split, batch 8
 
 
+def _env() -> dict:
+  """This environment with the repository first on PYTHONPATH (kept: device_check.sh's wheel folder)."""
+  return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')])))
+
+
 def _run(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
   print('$ ' + ' '.join(cmd), flush=True)
-  return subprocess.run(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+  return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True,
                         text=True, timeout=timeout, **kwargs)
 
 
@@ -124,7 +129,7 @@ def deboer_training(smoke: bool, seconds: float, deboer_root: str, tmp: str) -> 
       return [json.loads(line) for line in f if line.endswith('\n')]
 
   with tempfile.TemporaryFile('w+') as log:
-    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=log,
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=log,
                             stderr=subprocess.STDOUT, text=True)
     start = time.perf_counter()
     # run `seconds`, and on until three step rates past the first (which includes compiling) are

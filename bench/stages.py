@@ -40,14 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'bench'))
 
-from train_step import matmul_gflops  # noqa: E402
-
-
-def flops_of(lowered) -> float:
-  """XLA's FLOP count of a lowered computation."""
-  cost = lowered.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get('flops', 0.0))
+from train_step import flops_of, matmul_gflops  # noqa: E402
 
 
 def seconds_per_call(fn, repeats: int) -> float:

@@ -32,6 +32,8 @@ from sim_jax.config import base_config
 from sim_jax.parallel import make_mesh
 from sim_jax.state import create_train_state
 from sim_jax.train.step import compile_on_first_call, make_train_step
+sys.path.insert(0, 'bench')
+from train_step import flops_of
 for case in json.loads(sys.argv[1]):
   kind, batch, samples, steps = case['kind'], case['batch'], case['samples'], case['steps']
   config = base_config('deboer', kind)
@@ -44,9 +46,7 @@ for case in json.loads(sys.argv[1]):
   audio = jax.device_put(np.asarray(np.random.default_rng(0).normal(size=(batch, samples)) * 0.1, np.float32),
                          NamedSharding(mesh, P('data')))
   jitted = make_train_step(config, encoder, mesh, (0, 1, 2, 3))
-  cost = jitted.lower(state, {'audio': audio}, jax.random.PRNGKey(0)).cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get('flops', 0.0))
+  flops = flops_of(jitted.lower(state, {'audio': audio}, jax.random.PRNGKey(0)))
   step = compile_on_first_call(jitted)  # as the training loop runs it
   state, m = step(state, {'audio': audio}, jax.random.PRNGKey(0))
   jax.block_until_ready(m)
@@ -62,6 +62,14 @@ for case in json.loads(sys.argv[1]):
                         or None,
                         loss=np.asarray(m['total']).round(3).tolist())), flush=True)
 '''
+
+
+def flops_of(lowered) -> float:
+  """XLA's FLOP count of a lowered computation (from the compiled one where the backend's lowering
+  gives no cost analysis, as XLA:GPU's)."""
+  cost = lowered.cost_analysis() or lowered.compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get('flops', 0.0))
 
 
 def matmul_gflops(dtype: str = 'float32', n: int = 0, seconds: float = 1.0, precision: str = 'highest') -> float:
@@ -84,8 +92,9 @@ def matmul_gflops(dtype: str = 'float32', n: int = 0, seconds: float = 1.0, prec
 def run_cases(cases: list[dict]) -> list[dict]:
   """The figures (dicts) of `cases`, all run in one fresh process; a failed case gets 'error'."""
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  path = os.pathsep.join(filter(None, [repo, os.environ.get('PYTHONPATH')]))  # keeps an installed wheel folder
   out = subprocess.run([sys.executable, '-c', CASE, json.dumps(cases)], cwd=repo,
-                       env=dict(os.environ, PYTHONPATH=repo), capture_output=True, text=True)
+                       env=dict(os.environ, PYTHONPATH=path), capture_output=True, text=True)
   results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{')]
   if out.returncode:
     failed = cases[len(results)]
