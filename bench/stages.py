@@ -19,7 +19,7 @@ on the values):
            it) and `gaussian_total_correlation` on --tc-vectors random 512-d vectors.
   tsne     `analysis.latents.tsne` of --tsne-items random 256-d vectors (sklearn's TSNE, as the original).
 
-FLOPs are XLA's cost analysis of the lowered computation: for the decoder, one --chunk of items'
+FLOPs are XLA:CPU's cost analysis of the lowered computation (on every backend): for the decoder, one --chunk of items'
 forward + backward (encoder forward included, Adam not) scaled to the batch; for the score, one
 decode per swapped latent; "of matmul" divides the achieved rate by a float32 matmul timed in the
 same run. With --baseline-python each case is followed at once by the original's same stage
@@ -40,7 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'bench'))
 
-from train_step import flops_of, matmul_gflops  # noqa: E402
+from train_step import flops_of, matmul_gflops, on_cpu  # noqa: E402
 
 
 def seconds_per_call(fn, repeats: int) -> float:
@@ -129,12 +129,13 @@ def decoder_case(report: Report, trained, args, module: int, batch: int) -> None
                                 learning_rate=2e-4), 'step': 0}
   chunk = chunk_size(implementation, batch)
 
-  def chunk_loss(params, audio, items):  # one chunk's work: the latents, the decoder and its gradient
-    z = latents(trained.encoder, source, trained.variables, audio, draw_key(0, TRAIN_DRAWS, 0, 0), items)
+  def chunk_loss(params, variables, audio, items, key):  # one chunk's work: latents, decoder, gradient
+    z = latents(trained.encoder, source, variables, audio, key, items)
     return jnp.mean(jnp.square(decoder.apply({'params': params}, z) - audio))
 
-  flops = flops_of(jax.jit(jax.value_and_grad(chunk_loss)).lower(
-      holder['state'].params, data['audio'][:chunk], data['index'][:chunk])) / chunk
+  flops = flops_of(jax.jit(jax.value_and_grad(chunk_loss)).lower(*on_cpu((
+      holder['state'].params, trained.variables, data['audio'][:chunk], data['index'][:chunk],
+      draw_key(0, TRAIN_DRAWS, 0, 0))))) / chunk
 
   compiled = train_step.lower(holder['state'], trained.variables, data, draw_key(0, TRAIN_DRAWS, 0, 0),
                               **settings).compile()
@@ -187,7 +188,7 @@ def bench_score(report: Report, trained, args) -> None:
     times[pairs] = time.perf_counter() - start
   rate = 2 * batch / (times[3 * batch] - times[batch])
   decodes = sum(k < args.channels for k in ks)  # decoded latents per pair (k = width is not decoded)
-  flops = flops_of(decode.lower(variables, z[:batch])) / batch * decodes
+  flops = flops_of(decode.lower(*on_cpu((variables, z[:batch])))) / batch * decodes
   base = baseline(args.baseline_python, 'score', dict(module=module, pairs=args.score_baseline_pairs))
   report.line(f'score module {module} batch {batch}', rate, 'pr/s', flops, base and base['pairs_per_s'], 'default',
               first_call_seconds=times[batch])
@@ -213,8 +214,8 @@ def bench_probe(report: Report, trained, config, args) -> None:
     seconds = time.perf_counter() - start
   samples = data_source.item_length
   audio = np.zeros((batch, samples), np.float32)
-  flops = flops_of(compute_features.lower(trained.encoder, (source,), False, trained.variables, audio,
-                                          np.full(batch, samples), jax.random.PRNGKey(0))) / batch
+  flops = flops_of(compute_features.lower(trained.encoder, (source,), False, *on_cpu((
+      trained.variables, audio, np.full(batch, samples), jax.random.PRNGKey(0))))) / batch
   n = len(data_source)
   base = baseline(args.baseline_python, 'extract', dict(samples=samples, batch=batch))
   report.line(f'feature extraction ({n} syllables)', n / seconds, 'it/s', flops, base and base['items_per_s'],

@@ -6,7 +6,7 @@
   python bench/train_step.py --cases 64x10240 256x10240 --dtypes float32 bfloat16 --one-process --json r.json
 
 Prints per case: samples/s, ms/step, peak memory (RSS of a fresh process per case), the model's
-FLOPs per item (XLA's cost analysis of the lowered step: forward + backward + Adam, four modules
+FLOPs per item (XLA:CPU's cost analysis of the lowered step, on every backend: forward + backward + Adam, four modules
 with their predictors) and the achieved GFLOP/s next to a matmul of the step's dtype (--dtypes:
 config.model.compute_dtype) measured in the same run.
 With --baseline-python (a Python that has torch, see bench/baseline_pytorch.py), each case is followed
@@ -27,13 +27,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASE = '''
 import json, resource, sys, time
 import jax, jax.numpy as jnp, numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from sim_jax.config import base_config
 from sim_jax.parallel import make_mesh
 from sim_jax.state import create_train_state
 from sim_jax.train.step import compile_on_first_call, make_train_step
 sys.path.insert(0, 'bench')
-from train_step import flops_of
+from train_step import flops_of, on_cpu
 for case in json.loads(sys.argv[1]):
   kind, batch, samples, steps = case['kind'], case['batch'], case['samples'], case['steps']
   config = base_config('deboer', kind)
@@ -46,7 +46,9 @@ for case in json.loads(sys.argv[1]):
   audio = jax.device_put(np.asarray(np.random.default_rng(0).normal(size=(batch, samples)) * 0.1, np.float32),
                          NamedSharding(mesh, P('data')))
   jitted = make_train_step(config, encoder, mesh, (0, 1, 2, 3))
-  flops = flops_of(jitted.lower(state, {'audio': audio}, jax.random.PRNGKey(0)))
+  cpu_mesh = Mesh(np.asarray(jax.devices('cpu')[:1]), ('data',))  # the count is the same on every backend
+  flops = flops_of(make_train_step(config, encoder, cpu_mesh, (0, 1, 2, 3)).lower(
+      on_cpu(state), {'audio': on_cpu(audio)}, on_cpu(jax.random.PRNGKey(0))))
   step = compile_on_first_call(jitted)  # as the training loop runs it
   state, m = step(state, {'audio': audio}, jax.random.PRNGKey(0))
   jax.block_until_ready(m)
@@ -64,10 +66,17 @@ for case in json.loads(sys.argv[1]):
 '''
 
 
+def on_cpu(tree):
+  """`tree` committed to the first CPU device, so that jit lowers for XLA:CPU whatever the default
+  backend: its cost analysis counts every op, while XLA:GPU's gives none before compiling and, after,
+  leaves out the library calls (cuDNN convolutions, cuBLAS matmuls) that do most of the work."""
+  import jax
+  return jax.device_put(tree, jax.devices('cpu')[0])
+
+
 def flops_of(lowered) -> float:
-  """XLA's FLOP count of a lowered computation (from the compiled one where the backend's lowering
-  gives no cost analysis, as XLA:GPU's)."""
-  cost = lowered.cost_analysis() or lowered.compile().cost_analysis()
+  """XLA's FLOP count of a computation lowered for the CPU (arguments from `on_cpu`)."""
+  cost = lowered.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get('flops', 0.0))
 
