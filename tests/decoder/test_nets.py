@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sim_jax.decoder import nets
 from sim_jax.decoder.nets import DECODER_LAYERS, ConvTranspose1d, decoded_length, make_decoder
 
 
@@ -55,9 +56,38 @@ def test_original_output_lengths(module, frames, samples):
   assert out.shape == (2, samples)
 
 
+@pytest.mark.parametrize('taps,length', [(1, 5), (2, 1), (2, 13), (3, 4), (3, 17), (4, 9), (5, 23), (7, 8)])
+def test_polyphase_products_are_the_direct_sum(taps, length):
+  """polyphase_products (Winograd for 2-5 taps) against y[q] = sum_m x[q - m] @ w[m] summed directly
+  in float64 (every q of 0 .. L + taps - 1, lengths on and off the tile size), and its gradients
+  against autodiff of the direct sum in float32."""
+  rng = np.random.default_rng(taps * 100 + length)
+  x = rng.normal(size=(3, length, 6))
+  w = rng.normal(size=(taps, 6, 5))
+  expected = np.zeros((3, length + taps, 5))
+  for q in range(length + taps):
+    for m in range(taps):
+      if 0 <= q - m < length:
+        expected[:, q] += x[:, q - m] @ w[m]
+  got = nets.polyphase_products(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32))
+  assert got.shape == expected.shape
+  np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * np.abs(expected).max())
+
+  def direct(x, w):
+    return sum(jnp.pad(x, ((0, 0), (m, taps - m), (0, 0))) @ w[m] for m in range(taps))
+
+  target = jnp.asarray(rng.normal(size=expected.shape), jnp.float32)
+  def grads(f):
+    return jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w)) * target), argnums=(0, 1))(
+        jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32))
+
+  for a, b in zip(grads(nets.polyphase_products), grads(direct)):
+    np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * float(jnp.abs(b).max()))
+
+
 @pytest.mark.parametrize('module,frames', [(0, 31), (1, 17), (2, 9)])
 def test_cpu_and_plain_formulations_agree(module, frames):
-  """'cpu' (polyphase matmuls with their own gradient, 16 items decoded as two chunks of 8) and
+  """'cpu' (polyphase, Winograd-filtered matmuls, 16 items decoded as two chunks of 8) and
   'plain' (lax.conv of the dilated input over the whole batch): the same outputs and gradients."""
   z = jax.random.normal(jax.random.PRNGKey(0), (16, frames, 8))
   cpu, plain = make_decoder(module, 8, 'cpu'), make_decoder(module, 8, 'plain')
