@@ -92,16 +92,19 @@ def polyphase_products(x, weight):
   """y[q] = sum_m x[q - m] @ weight[m] for q = 0 .. L + taps - 1.
 
   x: (B, L, C_in); weight: (taps, C_in, N). Returns (B, L + taps, N), its last row zero (to rounding).
-  For 2 to 5 taps (every layer of the original's decoders) by Winograd's minimal filtering: the rows
-  are cut into tiles of 7 - taps outputs; each tile's 6 transformed inputs (sums of its 6 input rows)
-  meet the 6 transformed weights in 6 matmuls (6, B·tiles, C_in) @ (6, C_in, N): 1/2 of the direct
-  form's multiplications at 3 taps, 3/5 at 2. The transforms are elementwise sums XLA fuses, and
-  autodiff gives both gradients as the same kind of batched matmuls. Other tap counts (where
-  Winograd saves nothing: 1, or > 5) sum the taps' matmuls directly.
+  Wide outputs (taps·N > C_in) with 2 to 5 taps, every hidden layer of the original's decoders, by
+  Winograd's minimal filtering: the rows are cut into tiles of 7 - taps outputs; each tile's 6
+  transformed inputs (sums of its 6 input rows) meet the 6 transformed weights in 6 matmuls
+  (6, B·tiles, C_in) @ (6, C_in, N): 1/2 of the direct form's multiplications at 3 taps, 3/5 at 2.
+  The transforms are elementwise sums XLA fuses, and autodiff gives both gradients as the same kind
+  of batched matmuls. Otherwise (the 1- or 5-channel output layers, where transforming the wide
+  input costs more than the products) one matmul gives every tap's products, (B, L, taps·N), summed
+  shifted.
   """
   taps, c_in, n = weight.shape
-  if not 2 <= taps <= len(WINOGRAD_POINTS):
-    return sum(jnp.pad(x, ((0, 0), (m, taps - m), (0, 0))) @ weight[m] for m in range(taps))
+  if taps * n <= c_in or not 2 <= taps <= len(WINOGRAD_POINTS):
+    products = x @ weight.transpose(1, 0, 2).reshape(c_in, taps * n)  # (B, L, taps·N)
+    return sum(jnp.pad(products[..., m * n:(m + 1) * n], ((0, 0), (m, taps - m), (0, 0))) for m in range(taps))
   tile = len(WINOGRAD_POINTS) + 2 - taps
   a = tile + taps - 1
   at, g, bt = winograd_transforms(tile, taps)

@@ -56,15 +56,17 @@ def test_original_output_lengths(module, frames, samples):
   assert out.shape == (2, samples)
 
 
-@pytest.mark.parametrize('taps,length', [(1, 5), (2, 1), (2, 13), (3, 4), (3, 17), (4, 9), (5, 23), (7, 8)])
-def test_polyphase_products_are_the_direct_sum(taps, length):
-  """polyphase_products (Winograd for 2-5 taps) against y[q] = sum_m x[q - m] @ w[m] summed directly
-  in float64 (every q of 0 .. L + taps - 1, lengths on and off the tile size), and its gradients
-  against autodiff of the direct sum in float32."""
+@pytest.mark.parametrize('taps,length,width', [(1, 5, 5), (2, 1, 5), (2, 13, 5), (3, 4, 5), (3, 17, 5), (4, 9, 5),
+                                                (5, 23, 5), (7, 8, 5), (2, 11, 3), (3, 10, 1)])
+def test_polyphase_products_are_the_direct_sum(taps, length, width):
+  """polyphase_products (Winograd for 2-5 taps into 5 outputs from 6 inputs; the shifted products of
+  one matmul for 1 or 7 taps and for taps·outputs <= inputs) against y[q] = sum_m x[q - m] @ w[m]
+  summed directly in float64 (every q of 0 .. L + taps - 1, lengths on and off the tile size), and
+  its gradients against autodiff of the direct sum in float32."""
   rng = np.random.default_rng(taps * 100 + length)
   x = rng.normal(size=(3, length, 6))
-  w = rng.normal(size=(taps, 6, 5))
-  expected = np.zeros((3, length + taps, 5))
+  w = rng.normal(size=(taps, 6, width))
+  expected = np.zeros((3, length + taps, width))
   for q in range(length + taps):
     for m in range(taps):
       if 0 <= q - m < length:
