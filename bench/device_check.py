@@ -1,6 +1,8 @@
 """The device check: what an accelerator machine must show, in one run (bench/device_check.sh).
 
-  bench/device_check.sh                 # on a GPU/TPU machine: ~8 minutes on one GPU
+  bench/device_check.sh                 # on a GPU/TPU machine: over 10 minutes on one H200 (reference
+                                        # check + data + 45 s of training 4.4 min, the train-step grid
+                                        # with its baselines 5 min; stages not yet timed there)
   bench/device_check.sh --smoke         # tiny widths, one reference file: ~3 minutes on a CPU (CI:
                                         # tests/test_device_check.py)
   bench/device_check.sh --parts reference_check stages   # some parts, in the order given
