@@ -37,20 +37,18 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, 'bench'))
+from train_step import repo_env  # noqa: E402
+
 SHARED = os.path.join(os.path.dirname(REPO), 'shared')
 PARTS = ('reference_check', 'train_step', 'data', 'deboer_training', 'stages')
 DEBOER_TRAIN_STEPS_PER_EPOCH = 680 // 64  # 680 training words, batch 64, last partial batch dropped
 LIBRISPEECH_TRAIN_STEPS_PER_EPOCH = 22829 // 8  # the CPC train split, batch 8
 
 
-def _env() -> dict:
-  """This environment with the repository first on PYTHONPATH (kept: device_check.sh's wheel folder)."""
-  return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')])))
-
-
 def _run(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
   print('$ ' + ' '.join(cmd), flush=True)
-  return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True,
+  return subprocess.run(cmd, cwd=REPO, env=repo_env(), capture_output=True,
                         text=True, timeout=timeout, **kwargs)
 
 
@@ -131,7 +129,7 @@ def deboer_training(smoke: bool, seconds: float, deboer_root: str, tmp: str) -> 
       return [json.loads(line) for line in f if line.endswith('\n')]
 
   with tempfile.TemporaryFile('w+') as log:
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=log,
+    proc = subprocess.Popen(cmd, cwd=REPO, env=repo_env(), stdout=log,
                             stderr=subprocess.STDOUT, text=True)
     start = time.perf_counter()
     # run `seconds`, and on until three step rates past the first (which includes compiling) are

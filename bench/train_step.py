@@ -22,7 +22,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 CASE = '''
 import json, resource, sys, time
@@ -98,12 +99,16 @@ def matmul_gflops(dtype: str = 'float32', n: int = 0, seconds: float = 1.0, prec
   return 2 * n ** 3 * repeats / (time.perf_counter() - t) / 1e9
 
 
+def repo_env() -> dict:
+  """This environment with the repository first on PYTHONPATH, for the bench's child processes (what
+  was there stays: bench/device_check.sh's folder of installed wheels)."""
+  return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')])))
+
+
 def run_cases(cases: list[dict]) -> list[dict]:
   """The figures (dicts) of `cases`, all run in one fresh process; a failed case gets 'error'."""
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  path = os.pathsep.join(filter(None, [repo, os.environ.get('PYTHONPATH')]))  # keeps an installed wheel folder
-  out = subprocess.run([sys.executable, '-c', CASE, json.dumps(cases)], cwd=repo,
-                       env=dict(os.environ, PYTHONPATH=path), capture_output=True, text=True)
+  out = subprocess.run([sys.executable, '-c', CASE, json.dumps(cases)], cwd=REPO, env=repo_env(),
+                       capture_output=True, text=True)
   results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{')]
   if out.returncode:
     failed = cases[len(results)]
@@ -130,7 +135,6 @@ def main():
                                              capture_output=True).returncode:
     parser.error(f'--baseline-python {args.baseline_python} cannot import torch; set one up as '
                  'bench/baseline_pytorch.py says')
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   peaks = {dtype: matmul_gflops(dtype) for dtype in args.dtypes}
   import jax
   print(f'device: {jax.devices()[0].device_kind}; matmul: ' +
@@ -157,7 +161,7 @@ def main():
       if args.baseline_python:
         key = (r['kind'], r['batch'], r['samples'])  # the original has one dtype: timed once per shape
         if key not in baselines:
-          base = subprocess.run([args.baseline_python, os.path.join(repo, 'bench', 'baseline_pytorch.py'),
+          base = subprocess.run([args.baseline_python, os.path.join(REPO, 'bench', 'baseline_pytorch.py'),
                                  '--case', r['kind'], str(r['batch']), str(r['samples']), '--steps',
                                  str(args.steps)], capture_output=True, text=True)
           baselines[key] = json.loads(base.stdout) if base.returncode == 0 else None
