@@ -52,6 +52,17 @@ def _run(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProces
                         text=True, timeout=timeout, **kwargs)
 
 
+def _run_bench(cmd: list[str], out: str, timeout: float) -> tuple[dict | None, str]:
+  """Runs a bench script that writes its figures to `out`: (its JSON, or None where it wrote none,
+  and then the end of its stderr)."""
+  run = _run(cmd, timeout=timeout)
+  print(run.stdout[-4000:])
+  if not os.path.exists(out):
+    return None, run.stderr[-3000:]
+  with open(out) as f:
+    return json.load(f), ''
+
+
 def reference_check(files: list[str]) -> dict:
   """1. The parity check on the recorded outputs of the original code."""
   run = _run([sys.executable, '-m', 'sim_jax.reference', 'check', *files], timeout=900)
@@ -75,13 +86,10 @@ def train_steps(smoke: bool, tmp: str, baseline_python: str | None) -> dict:
            '--one-process', '--json', out, '--steps', '1' if smoke else '5']
     cmd += ['--channels', '16'] if smoke else []
     cmd += ['--baseline-python', baseline_python] if baseline_python and 'float32' in dtypes else []
-    run = _run(cmd, timeout=1200)
-    print(run.stdout[-4000:])
-    if not os.path.exists(out):
-      report['cases'].append({'error': run.stderr[-3000:], 'cases': cases})
+    result, error = _run_bench(cmd, out, timeout=1200)
+    if result is None:
+      report['cases'].append({'error': error, 'cases': cases})
       continue
-    with open(out) as f:
-      result = json.load(f)
     report['cases'] += result.pop('cases')
     report.update(result)
   return report
@@ -94,12 +102,8 @@ def data_bench(smoke: bool, librispeech_root: str, tmp: str) -> dict:
          '--json', out, '--librispeech-root', librispeech_root,
          '--cache-dir', os.path.join(tmp, 'cache'), '--seconds', '1' if smoke else '3',
          '--threads', *(['1', '2'] if smoke else ['1', '4', '16'])]
-  run = _run(cmd, timeout=600)
-  print(run.stdout[-2000:])
-  if not os.path.exists(out):
-    return {'error': run.stderr[-3000:]}
-  with open(out) as f:
-    return json.load(f)
+  result, error = _run_bench(cmd, out, timeout=600)
+  return {'error': error} if result is None else result
 
 
 def deboer_training(smoke: bool, seconds: float, deboer_root: str, tmp: str) -> dict:
@@ -176,13 +180,10 @@ def stages(smoke: bool, deboer_root: str, tmp: str, baseline_python: str | None)
     out = os.path.join(tmp, f'stages_{i}.json')
     cmd = [sys.executable, 'bench/stages.py', *stage_args, '--root', deboer_root, '--json', out]
     cmd += ['--baseline-python', baseline_python] if baseline_python and 'tc' not in stage_args else []
-    run = _run(cmd, timeout=900)
-    print(run.stdout[-4000:])
-    if not os.path.exists(out):
-      report.setdefault('errors', []).append(run.stderr[-3000:])
+    result, error = _run_bench(cmd, out, timeout=900)
+    if result is None:
+      report.setdefault('errors', []).append(error)
       continue
-    with open(out) as f:
-      result = json.load(f)
     report['rows'] += result.pop('rows')
     report.update(result)
   return report
