@@ -8,7 +8,9 @@
 Stages (an untrained SIM encoder, BatchNorm off, and random decoder weights: speed does not depend
 on the values):
   decoder  `decoder.train.train_step` as decode.py runs it (frozen encoder's latents of conv module
-           m, the decoder, MSE, Adam), modules --modules at batches --batches. items/s.
+           m, the decoder, MSE, Adam), modules --modules at batches --batches. items/s. Each case
+           twice: 'cached' starts from the latent cache (module 0's Gaussian, computed once per item:
+           de Boer), 'recomputed' runs the encoder on the audio (cropped corpora; the original).
   score    `decoder.score.contribution_score` on random latents of module --score-module: pairs/s,
            from two calls (--score-batch and 3 × --score-batch pairs, after a warm-up call) so
            compilation (each call compiles its batch function) drops out.
@@ -27,6 +29,7 @@ same run. With --baseline-python each case is followed at once by the original's
 """
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -111,55 +114,62 @@ def bench_decoder(report: Report, trained, args) -> None:
 
 
 def decoder_case(report: Report, trained, args, module: int, batch: int) -> None:
-  """decoder.train.train_step of conv module `module`'s decoder at `batch` items."""
+  """decoder.train.train_step of conv module `module`'s decoder at `batch` items: from the latent
+  cache, as decode.py trains on de Boer (items fixed), then recomputing the latents from the audio,
+  as on cropped corpora (LibriSpeech, folders) and as the original does."""
   import jax
   import jax.numpy as jnp
-  from sim_jax.decoder.latents import TRAIN_DRAWS, draw_key, latent_frames, latent_source, latents
+  from sim_jax.decoder.latents import TRAIN_DRAWS, draw_key, latent_frames, latent_source, latent_prefix
   from sim_jax.decoder.nets import chunk_size, make_decoder
-  from sim_jax.decoder.train import init_state, train_step
+  from sim_jax.decoder.train import batch_latents, init_state, train_step
   implementation = args.decoder_implementation or trained.encoder.specs[0].implementation
   source = latent_source(trained, module, 'sample')
   decoder = make_decoder(module, args.channels, implementation)
   frames = latent_frames(trained, source, 10240)
   rng = np.random.default_rng(0)
   data = {'audio': np.asarray(rng.normal(size=(batch, 10240)) * 0.1, np.float32),
-          'mask': np.ones(batch, np.float32), 'index': np.arange(batch)}
+          'mask': np.ones(batch, np.float32), 'index': np.arange(batch, dtype=np.int32)}
+  cache = jax.jit(functools.partial(latent_prefix, trained.encoder, source))(trained.variables, data['audio'])
   settings = dict(encoder=trained.encoder, source=source, decoder=decoder, loss='mse', learning_rate=2e-4)
   holder = {'state': init_state(jax.random.PRNGKey(0), decoder=decoder, width=args.channels, frames=frames,
                                 learning_rate=2e-4), 'step': 0}
   chunk = chunk_size(implementation, batch)
+  key0 = draw_key(0, TRAIN_DRAWS, 0, 0)
+  base = None
+  for cached in (True, False):
+    step_cache = cache if cached else None
 
-  def chunk_loss(params, variables, audio, items, key):  # one chunk's work: latents, decoder, gradient
-    z = latents(trained.encoder, source, variables, audio, key, items)
-    return jnp.mean(jnp.square(decoder.apply({'params': params}, z) - audio))
+    def chunk_loss(params, variables, part, key, step_cache):  # one chunk: latents, decoder, gradient
+      z = batch_latents(trained.encoder, source, variables, part, key, step_cache)
+      return jnp.mean(jnp.square(decoder.apply({'params': params}, z) - part['audio']))
 
-  flops = flops_of(jax.jit(jax.value_and_grad(chunk_loss)).lower(*on_cpu((
-      holder['state'].params, trained.variables, data['audio'][:chunk], data['index'][:chunk],
-      draw_key(0, TRAIN_DRAWS, 0, 0))))) / chunk
+    part = {k: v[:chunk] for k, v in data.items()}
+    flops = flops_of(jax.jit(jax.value_and_grad(chunk_loss)).lower(*on_cpu((
+        holder['state'].params, trained.variables, part, key0, step_cache)))) / chunk
+    compiled = train_step.lower(holder['state'], trained.variables, data, key0, step_cache, **settings).compile()
+    memory = compiled.memory_analysis()
+    temp_gb = memory.temp_size_in_bytes / 1e9 if memory else float('nan')
+    name = (f'decoder step module {module} batch {batch}' + (' cached' if cached else ' recomputed')
+            + (f' {implementation}' if args.decoder_implementation else ''))
+    if args.compile_only:
+      print(f'{name}: XLA temporaries {temp_gb:.2f} GB, {flops / 1e9:.1f} GFLOP/item (not run)', flush=True)
+      continue
 
-  compiled = train_step.lower(holder['state'], trained.variables, data, draw_key(0, TRAIN_DRAWS, 0, 0),
-                              **settings).compile()
-  memory = compiled.memory_analysis()
-  temp_gb = memory.temp_size_in_bytes / 1e9 if memory else float('nan')
-  name = f'decoder step module {module} batch {batch}' + (f' {implementation}' if args.decoder_implementation else '')
-  if args.compile_only:
-    print(f'{name}: XLA temporaries {temp_gb:.2f} GB, {flops / 1e9:.1f} GFLOP/item (not run)', flush=True)
-    return
+    def step(compiled=compiled, step_cache=step_cache):
+      key = draw_key(0, TRAIN_DRAWS, 0, holder['step'])
+      holder['state'], loss = compiled(holder['state'], trained.variables, data, key, step_cache)
+      holder['step'] += 1
+      jax.block_until_ready(loss)
 
-  def step():
-    key = draw_key(0, TRAIN_DRAWS, 0, holder['step'])
-    holder['state'], loss = compiled(holder['state'], trained.variables, data, key)
-    holder['step'] += 1
-    jax.block_until_ready(loss)
-
-  seconds = seconds_per_call(step, args.steps)
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-  base = baseline(args.baseline_python, 'decoder', dict(module=module, batch=batch, steps=args.steps))
-  report.line(name, batch / seconds, 'it/s', flops, base and base['items_per_s'], 'default', peak_rss_gb=peak,
-              xla_temp_gb=temp_gb, original_peak_gb=base and base['peak_gb'],
-              original_peak_gpu_gb=base and base['peak_gpu_gb'])
-  print(f'  XLA temporaries {temp_gb:.2f} GB; peak RSS of this process so far {peak:.2f} GB'
-        + (f'; original {base["peak_gb"]:.2f} GB' if base else ''), flush=True)
+    seconds = seconds_per_call(step, args.steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    if base is None:
+      base = baseline(args.baseline_python, 'decoder', dict(module=module, batch=batch, steps=args.steps))
+    report.line(name, batch / seconds, 'it/s', flops, base and base['items_per_s'], 'default', peak_rss_gb=peak,
+                xla_temp_gb=temp_gb, original_peak_gb=base and base['peak_gb'],
+                original_peak_gpu_gb=base and base['peak_gpu_gb'], cached=cached)
+    print(f'  XLA temporaries {temp_gb:.2f} GB; peak RSS of this process so far {peak:.2f} GB'
+          + (f'; original {base["peak_gb"]:.2f} GB' if base else ''), flush=True)
 
 
 def bench_score(report: Report, trained, args) -> None:

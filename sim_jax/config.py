@@ -112,6 +112,10 @@ def decoder_config(dataset: str) -> ml_collections.ConfigDict:
       steps_per_epoch=-1,         # -1: the whole training split; n: at most n steps (quick runs)
       eval_steps=-1,              # test batches per epoch; -1: the whole test split
       log_every_steps=10,         # train-loss records in metrics.jsonl
+      # GB of memory for each split's frozen-encoder work done once (decoder.train.latent_cache: module 0's
+      # Gaussian for SIM samples, else the latents) where items are the same every epoch (de Boer, demo;
+      # 1.8 GB for de Boer's module 0); 0 = rerun the encoder every step, as the original
+      latent_cache_gb=4.0,
       seed=0,
       checkpoint='latest',        # encoder checkpoint decoded: latest (the original's) | best | <step>
       num_reconstructions=4,      # first test items written as original + reconstruction

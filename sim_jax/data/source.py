@@ -25,6 +25,7 @@ class Source:
 
   corpus = ''
   sample_rate = SAMPLE_RATE
+  fixed_items = False  # True: `load` gives an item the same audio whatever its crop key (no crops)
   split_record: dict | None = None  # a split computed from settings (folder corpora): what training records
 
   def __init__(self, split: str, variant: str, names: list[str], item_length: int | None,
@@ -94,6 +95,8 @@ class Source:
 class ArraySource(Source):
   """A source whose items are rows of one in-memory (N, T) float32 array (de Boer, demo)."""
 
+  fixed_items = True
+
   def __init__(self, audio: np.ndarray, **kwargs):
     """`audio`: (N, T) float32; kwargs as Source (item_length is T)."""
     super().__init__(item_length=audio.shape[1], **kwargs)
@@ -116,6 +119,7 @@ class Subset(Source):
                      item_length=parent.item_length, labels=parent.label_arrays(indices),
                      class_names=parent.class_names, skipped=parent.skipped)
     self.corpus = parent.corpus
+    self.fixed_items = parent.fixed_items
     self.parent = parent
     self.indices = indices
     if hasattr(parent, 'lengths'):

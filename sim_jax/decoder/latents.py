@@ -94,16 +94,36 @@ def latents(encoder: Encoder, source: LatentSource, variables, audio, key, items
   BatchNorm runs on its running statistics; gradients never reach the encoder. SIM samples of item
   b are drawn with `fold_in(key, items[b])` (items (B,) int: the items' indices), unused for the mean.
   """
-  def forward(x, sample_key):  # x (B', T) -> (B', L, C)
-    out = encode(encoder, variables, x, num_modules=source.num_modules, sample_key=sample_key)[-1]
-    return out['z'] if source.layer is None else out['layers'][source.layer]  # z: the mean or a sample
+  return latents_from_prefix(encoder, source, variables, latent_prefix(encoder, source, variables, audio),
+                             key, items)
 
+
+def latent_prefix(encoder: Encoder, source: LatentSource, variables, audio):
+  """What `latents` computes before its first random draw, for audio (B, T): the latents themselves
+  (B, L, C) for a mean; module 0's mean and standard deviation side by side (B, L_0, 2C) for SIM
+  samples. A function of the audio alone, so it can be computed once per item (`LatentCache`)."""
+  out = encode(encoder, variables, audio, num_modules=1 if source.sample else source.num_modules)[-1]
   if source.sample:
-    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, items)  # one key per item
-    z = jax.vmap(lambda x, k: forward(x[None], k)[0])(audio, keys)
-  else:
-    z = forward(audio, None)
-  return jax.lax.stop_gradient(z)
+    return jax.lax.stop_gradient(jnp.concatenate([out['mu'], jnp.exp(0.5 * out['logvar'])], axis=-1))
+  return jax.lax.stop_gradient(out['z'] if source.layer is None else out['layers'][source.layer])
+
+
+def latents_from_prefix(encoder: Encoder, source: LatentSource, variables, prefix, key, items):
+  """`latents` from its `latent_prefix` (B, ·, ·): a SIM sample of module 0 from its mean and
+  standard deviation, passed through modules 1 .. `source.module` with their own draws (the draws of
+  the whole pass, `encode`'s); a mean as it is."""
+  if not source.sample:
+    return prefix
+
+  def one(prefix, item_key):  # prefix (L_0, 2C) -> (L, C)
+    mu, std = jnp.split(prefix[None], 2, axis=-1)  # (1, L_0, C) each
+    z = mu + std * jax.random.normal(jax.random.fold_in(item_key, 0), mu.shape)
+    if source.num_modules > 1:
+      z = encode(encoder, variables, z, first_module=1, num_modules=source.num_modules, sample_key=item_key)[-1]['z']
+    return z[0]
+
+  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, items)  # one key per item
+  return jax.lax.stop_gradient(jax.vmap(one)(prefix, keys))
 
 
 def latent_frames(trained: TrainedEncoder, source: LatentSource, num_samples: int) -> int:

@@ -24,7 +24,7 @@ from sim_jax import io
 from sim_jax.checkpoints import Checkpoints, saved_structure
 from sim_jax.decoder.media import plot_decoder_loss
 from sim_jax.decoder.latents import (TEST_DRAWS, TRAIN_DRAWS, DecoderError, LatentSource, draw_key,
-                                     latent_frames, latents)
+                                     latent_frames, latent_prefix, latents_from_prefix)
 from sim_jax.decoder.losses import mse_loss, reconstruction_loss
 from sim_jax.decoder.nets import Decoder, chunk_size, decoded_length, make_decoder
 from sim_jax.interrupts import StopRequest, save_and_stop
@@ -57,20 +57,30 @@ def item_terms(loss_fn, pred, audio):
                                           jnp.mean(jnp.square(t))]))(pred, audio)
 
 
+def batch_latents(encoder: Encoder, source: LatentSource, enc_vars, batch, key, cache):
+  """The latents (B, L, C) of a batch: from `cache` (every item's `latent_prefix`, (N, ·, ·)) at
+  batch['index'] when given, else from batch['audio']; SIM draws fold in batch['index']."""
+  prefix = (latent_prefix(encoder, source, enc_vars, batch['audio']) if cache is None
+            else jnp.take(cache, batch['index'], axis=0))
+  return latents_from_prefix(encoder, source, enc_vars, prefix, key, batch['index'])
+
+
 @functools.partial(jax.jit, static_argnames=('encoder', 'source', 'decoder', 'loss', 'learning_rate'),
                    donate_argnums=(0,))
-def train_step(state: DecoderState, enc_vars, batch, key, *, encoder: Encoder, source: LatentSource,
-               decoder: Decoder, loss: str, learning_rate: float) -> tuple[DecoderState, jax.Array]:
+def train_step(state: DecoderState, enc_vars, batch, key, cache=None, *, encoder: Encoder,
+               source: LatentSource, decoder: Decoder, loss: str,
+               learning_rate: float) -> tuple[DecoderState, jax.Array]:
   """One Adam step of the decoder on the frozen encoder's latents of batch['audio'] (B, T).
 
   The loss is the mean over the items with batch['mask'] 1 (padding and broken files never count).
   `key` is the step's (`draw_key(seed, TRAIN_DRAWS, epoch, step)`); SIM draws fold in batch['index'].
+  `cache`: the split's `LatentCache` array or None (see `batch_latents`): the same step either way.
   The gradient is summed over chunks of `chunk_size(decoder.implementation, B)` items (one chunk
   for 'plain'), so the 'cpu' step holds one chunk's activations, whatever the batch.
   Pure; jitted with the modules and settings static, so equal settings share one compilation.
   """
   audio, mask = batch['audio'], batch['mask']  # (B, T), (B,)
-  z = latents(encoder, source, enc_vars, audio, key, batch['index'])  # (B, L, C)
+  z = batch_latents(encoder, source, enc_vars, batch, key, cache)  # (B, L, C)
   loss_fn = reconstruction_loss(loss)
   tx = optax.adam(learning_rate)
 
@@ -93,16 +103,55 @@ def train_step(state: DecoderState, enc_vars, batch, key, *, encoder: Encoder, s
 
 
 @functools.partial(jax.jit, static_argnames=('encoder', 'source', 'decoder', 'loss'))
-def eval_step(params, enc_vars, batch, key, *, encoder: Encoder, source: LatentSource,
+def eval_step(params, enc_vars, batch, key, cache=None, *, encoder: Encoder, source: LatentSource,
               decoder: Decoder, loss: str) -> dict:
   """Sums over the unmasked items of a batch: the loss, MSE and signal power ('loss', 'mse',
-  'power'), the latents ('z' (L, C), 'z_sq' (C,)) and the audio ('audio' (T,)); and their 'count'."""
+  'power'), the latents ('z' (L, C), 'z_sq' (C,)) and the audio ('audio' (T,)); and their 'count'.
+  `cache` as train_step's."""
   audio, mask = batch['audio'], batch['mask']  # (B, T), (B,)
-  z = latents(encoder, source, enc_vars, audio, key, batch['index'])  # (B, L, C)
+  z = batch_latents(encoder, source, enc_vars, batch, key, cache)  # (B, L, C)
   sums = mask @ item_terms(reconstruction_loss(loss), decoder.apply({'params': params}, z), audio)
   return {'loss': sums[0], 'mse': sums[1], 'power': sums[2], 'count': jnp.sum(mask),
           'z': jnp.einsum('blc,b->lc', z, mask), 'z_sq': jnp.einsum('blc,b->c', jnp.square(z), mask),
           'audio': mask @ audio}
+
+
+@functools.partial(jax.jit, static_argnames=('encoder', 'source'))
+def _prefix(enc_vars, audio, *, encoder: Encoder, source: LatentSource):
+  return latent_prefix(encoder, source, enc_vars, audio)
+
+
+def latent_cache(trained: TrainedEncoder, source: LatentSource, data_source, budget_gb: float,
+                 batch_size: int, mesh) -> jax.Array | None:
+  """Every item's `latent_prefix` (N, L, W) float32 on the mesh (replicated), computed once, or None.
+
+  Only a split whose items are the same every epoch (`fixed_items`: de Boer, demo; crops are not)
+  and whose prefix fits in `budget_gb` (config.decoder.latent_cache_gb; 0 never) is cached. Then a
+  step starts from the item's cached module-0 Gaussian (SIM samples) or latents (a mean) instead of
+  running the frozen module(s) on its audio again each epoch: the same numbers, as a whole-batch
+  pass computes them."""
+  if budget_gb <= 0 or not data_source.fixed_items:
+    return None
+  audio = jax.ShapeDtypeStruct((batch_size, data_source.item_length), jnp.float32)
+  shape = jax.eval_shape(functools.partial(_prefix, encoder=trained.encoder, source=source), trained.variables,
+                         audio).shape[1:]
+  count = len(data_source)
+  gigabytes = count * int(np.prod(shape)) * 4 / 1e9
+  what = 'module-0 means and standard deviations' if source.sample else 'latents'
+  if gigabytes > budget_gb:
+    tqdm.write(f'decoder: the {what} of the {count} {data_source.split} items would take {gigabytes:.2f} GB, more '
+               f'than config.decoder.latent_cache_gb={budget_gb:g}; computing them at every step')
+    return None
+  cache = np.empty((count,) + shape, np.float32)
+  with progress_bar(total=count, unit='item', dynamic_ncols=True,
+                    desc=f'decoder: caching the {what} of the {data_source.split} items ({gigabytes:.2f} GB)') as bar:
+    for start in range(0, count, batch_size):
+      rows = np.arange(start, min(start + batch_size, count))
+      audio = data_source.load(rows, 0)['audio']  # (n, T)
+      audio = np.pad(audio, ((0, batch_size - len(rows)), (0, 0)))  # one compiled shape
+      cache[rows] = np.asarray(_prefix(trained.variables, audio, encoder=trained.encoder, source=source))[:len(rows)]
+      bar.update(len(rows))
+  return jax.device_put(cache, replicated(mesh))
 
 
 def check_width(checkpoints: Checkpoints, source: LatentSource, path: str) -> None:
@@ -118,8 +167,9 @@ def check_width(checkpoints: Checkpoints, source: LatentSource, path: str) -> No
 
 
 def test_statistics(evaluate, params, enc_vars, test_source, decoder_config, sharding,
-                    prefetch: int) -> dict:
-  """Means over the test split (the last batch padded and masked; at most eval_steps batches):
+                    prefetch: int, cache=None) -> dict:
+  """Means over the test split (the last batch padded and masked; at most eval_steps batches;
+  `cache`: its `latent_cache` or None):
   'loss', 'mse', 'power' (mean square of the audio), 'mean_latent' (L, C), 'latent_mean' and
   'latent_std' per dimension (C,) over items and frames, 'mean_audio' (T,). SIM draws: the same
   every epoch, a different one per item."""
@@ -131,7 +181,7 @@ def test_statistics(evaluate, params, enc_vars, test_source, decoder_config, sha
     for i, batch in enumerate(batches):
       if i == cfg.eval_steps:
         break
-      sums = evaluate(params, enc_vars, batch, key)
+      sums = evaluate(params, enc_vars, batch, key, cache)
       totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
   totals = jax.device_get(totals)
   count = float(totals['count'])
@@ -207,6 +257,12 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
           'writing its outputs' if epochs >= cfg.num_epochs else f'resuming towards {cfg.num_epochs}'))
     state = jax.device_put(state, replicated(mesh))
     enc_vars = jax.device_put(trained.variables, replicated(mesh))
+    budget = cfg.latent_cache_gb
+    train_cache = None
+    if int(state.step) < cfg.num_epochs * steps_per_epoch:
+      train_cache = latent_cache(trained, source, train_source, budget, cfg.batch_size, mesh)
+      budget -= 0 if train_cache is None else train_cache.nbytes / 1e9
+    test_cache = latent_cache(trained, source, test_source, budget, cfg.batch_size, mesh)
     modules = dict(encoder=trained.encoder, source=source, decoder=decoder, loss=cfg.loss)
     step_fn = functools.partial(train_step, **modules, learning_rate=cfg.learning_rate)
     evaluate = functools.partial(eval_step, **modules)
@@ -224,7 +280,7 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
           for i, batch in zip(range(first, steps_per_epoch), batches):
             if stop.requested:
               break
-            state, loss = step_fn(state, enc_vars, batch, draw_key(cfg.seed, TRAIN_DRAWS, epoch, i))
+            state, loss = step_fn(state, enc_vars, batch, draw_key(cfg.seed, TRAIN_DRAWS, epoch, i), train_cache)
             running, count, step = running + loss, count + 1, step + 1
             bar.update(1)
             if step % cfg.log_every_steps == 0 or i == steps_per_epoch - 1:
@@ -238,7 +294,7 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
           _check_finite(running, step)
           save_and_stop(checkpoints, state)
         stats = test_statistics(evaluate, state.params, enc_vars, test_source, cfg, sharding,
-                                config.data.prefetch)
+                                config.data.prefetch, test_cache)
         log.write(step, epoch=epoch, **{'test/loss': stats['loss'], 'test/mse': stats['mse']})
         checkpoints.save(state, val_loss=stats['loss'])
         plot_decoder_loss(io.read_jsonl(os.path.join(out_dir, 'metrics.jsonl')),
@@ -247,7 +303,7 @@ def train_decoder(config, workdir: str, trained: TrainedEncoder,
           save_and_stop(checkpoints, state)
     if stats is None:
       stats = test_statistics(evaluate, state.params, enc_vars, test_source, cfg, sharding,
-                              config.data.prefetch)
+                              config.data.prefetch, test_cache)
   finally:
     checkpoints.close()
     log.close()

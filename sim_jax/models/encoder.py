@@ -229,11 +229,12 @@ class Encoder(nn.Module):
   """The whole stack. Modules are named `module_<i>`; gradients stop between them.
 
   Args to `__call__`:
-    audio: (B, T) waveforms.
-    train: one bool, or one per module (False puts BatchNorm in eval mode).
-    eps: per module a pair (eps_c, eps_z) of standard-normal draws or None (see `EncoderModule`).
-    num_modules: run only the first `num_modules` modules (default all).
-  Returns the list of per-module output dicts.
+    audio: (B, T) waveforms; with `first_module` i > 0, module i - 1's output z (B, L, C) instead.
+    train: one bool, or one per module run (False puts BatchNorm in eval mode).
+    eps: per module run a pair (eps_c, eps_z) of standard-normal draws or None (see `EncoderModule`).
+    num_modules: run modules `first_module` .. `num_modules` - 1 (default: to the last).
+    first_module: the first module run (default 0, the waveform's).
+  Returns the list of per-module output dicts of the modules run.
   `matmul_precision` is not applied here: the jitted callers trace under
   `jax.default_matmul_precision(encoder.matmul_precision)` (so the backward pass gets it too).
   """
@@ -243,15 +244,16 @@ class Encoder(nn.Module):
   matmul_precision: str = 'highest'
 
   @nn.compact
-  def __call__(self, audio, train: Any = False, eps=None, num_modules: int | None = None):
-    n = len(self.specs) if num_modules is None else num_modules
+  def __call__(self, audio, train: Any = False, eps=None, num_modules: int | None = None,
+               first_module: int = 0):
+    n = (len(self.specs) if num_modules is None else num_modules) - first_module
     train = (train,) * n if isinstance(train, bool) else tuple(train)
     eps = (None,) * n if eps is None else tuple(eps)
-    x = audio[..., None]  # (B, T, 1)
+    x = audio[..., None] if first_module == 0 else audio  # (B, T, 1) or (B, L, C)
     outputs = []
-    for i in range(n):
-      eps_c, eps_z = eps[i] if eps[i] is not None else (None, None)
-      out = EncoderModule(self.specs[i], self.num_steps, name=f'module_{i}')(x, train[i], eps_c, eps_z)
+    for j, i in enumerate(range(first_module, first_module + n)):
+      eps_c, eps_z = eps[j] if eps[j] is not None else (None, None)
+      out = EncoderModule(self.specs[i], self.num_steps, name=f'module_{i}')(x, train[j], eps_c, eps_z)
       outputs.append(out)
       x = jax.lax.stop_gradient(out['z'])
     return outputs
@@ -293,23 +295,26 @@ def make_encoder(model_config, specs: Sequence[ModuleSpec]) -> Encoder:
 
 
 def encode(encoder: Encoder, variables, audio, *, num_modules: int | None = None, sample_key=None,
-           eps=None):
+           eps=None, first_module: int = 0):
   """Eval-mode forward (BatchNorm on running statistics): per-module output dicts.
 
   With `sample_key`, Gaussian (SIM) modules pass on a fresh sample z ~ N(mu, exp(logvar)) as the
-  original's `get_latents` does; without it every module passes on its mean (deterministic). `eps`
-  feeds draws made elsewhere instead (per module a pair (eps_c, eps_z) or None, as `Encoder` takes
-  them): e.g. draws that do not depend on a row's batch or padding (`sim_jax.embedding`).
+  original's `get_latents` does (module i's draw from `fold_in(sample_key, i)`); without it every
+  module passes on its mean (deterministic). `eps` feeds draws made elsewhere instead (per module a
+  pair (eps_c, eps_z) or None, as `Encoder` takes them): e.g. draws that do not depend on a row's
+  batch or padding (`sim_jax.embedding`). `first_module` i > 0 starts from module i - 1's output
+  z (B, L, C) in `audio`, with the draws a whole pass would make from module i on.
   """
   if sample_key is not None and eps is not None:
     raise ValueError('pass sample_key or eps, not both')
   n = len(encoder.specs) if num_modules is None else num_modules
   if sample_key is not None:
-    frames = frame_counts(encoder.specs, audio.shape[1])
-    eps = []
-    for i, spec in enumerate(encoder.specs[:n]):
-      shape = (audio.shape[0], frames[i], spec.channels)
+    eps, length = [], audio.shape[1]
+    for i in range(first_module, n):
+      spec = encoder.specs[i]
+      length = spec.frames(length)
+      shape = (audio.shape[0], length, spec.channels)
       eps.append((None, jax.random.normal(jax.random.fold_in(sample_key, i), shape))
                  if spec.gaussian else None)
   with jax.default_matmul_precision(encoder.matmul_precision):
-    return encoder.apply(variables, audio, False, eps, num_modules=n)
+    return encoder.apply(variables, audio, False, eps, num_modules=n, first_module=first_module)

@@ -1,5 +1,6 @@
 """Decoder training on the demo corpus: it resumes exactly, it refuses a mismatched width or other
-training settings, and bad module / latent settings are one-line errors."""
+training settings, bad module / latent settings are one-line errors, and the latent cache changes
+nothing but the time."""
 
 import os
 
@@ -10,11 +11,11 @@ import pytest
 
 from sim_jax.data import make_source
 from sim_jax.decoder.latents import (OUTPUT_DRAWS, TRAIN_DRAWS, DecoderError, draw_key, latent_frames,
-                                     latent_source, latents)
+                                     latent_prefix, latent_source, latents, latents_from_prefix)
 from sim_jax.decoder.nets import decoded_length, make_decoder
 from sim_jax.decoder.run import reconstruction_summary
 from sim_jax.decoder.train import init_state, train_decoder, train_step
-from sim_jax.models import make_encoder, module_specs
+from sim_jax.models import encode, make_encoder, module_specs
 from sim_jax.checkpoints import CheckpointError
 from sim_jax.workdir import TrainedEncoder
 from tests.probe.helpers import tiny_trained
@@ -193,3 +194,47 @@ def test_cpu_step_summed_over_chunks_is_the_plain_whole_batch_step(demo_trained)
   np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(runs[0][1]), jax.tree_util.tree_leaves(runs[1][1])):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('kind,module,latents_kind', [
+    ('sim', 0, 'sample'), ('sim', 1, 'sample'), ('sim', 2, 'sample'), ('sim', 2, 'mean'), ('gim', 1, 'sample'),
+    ('cpc', 1, 'mean')])
+def test_latents_from_a_prefix_are_a_whole_pass_per_item(kind, module, latents_kind):
+  """What a step computes from a cached prefix (module 0's Gaussian, or the latents) equals the encoder's
+  whole eval pass over each item alone with the item's key, `encode(..., sample_key=fold_in(key, item))`
+  — the original's `get_latents` per item; the prefix is computed at another batch size than that pass."""
+  trained = tiny_trained('demo', channels=32, model__kind=kind)
+  source = latent_source(trained, module, latents_kind)
+  audio = make_source(demo_config().data, 'test', 'words').load(np.arange(3), 0)['audio']  # (3, T)
+  items, key = np.array([4, 0, 9]), draw_key(0, TRAIN_DRAWS, 1, 2)
+  prefix = np.concatenate([latent_prefix(trained.encoder, source, trained.variables, audio[i:i + 1])
+                           for i in range(3)])  # built one item at a time, as a cache may be
+  z = np.asarray(latents_from_prefix(trained.encoder, source, trained.variables, prefix, key, items))
+  for row, item in enumerate(items):
+    sample_key = jax.random.fold_in(key, item) if source.sample else None
+    out = encode(trained.encoder, trained.variables, audio[row:row + 1], num_modules=source.num_modules,
+                 sample_key=sample_key)[-1]
+    expected = out['z'] if source.layer is None else out['layers'][source.layer]
+    np.testing.assert_allclose(z[row], expected[0], rtol=1e-5, atol=1e-5)
+  if source.sample:  # a sample indeed: away from the mean
+    mean = latents(trained.encoder, latent_source(trained, module, 'mean'), trained.variables, audio, None, None)
+    assert np.std(z - np.asarray(mean)) > 0.1
+
+
+def test_latent_cache_changes_nothing_but_the_time(demo_trained, tmp_path, capsys):
+  """SIM samples of module 1, two epochs: training from the cached module-0 Gaussian ends where
+  rerunning the encoder every step ends, with the same test statistics; a budget below the cache's
+  size says so and recomputes."""
+  runs = {}
+  for budget in (4.0, 0.0, 1e-4):
+    config = demo_config(num_epochs=2, module=1, latents='sample', latent_cache_gb=budget)
+    runs[budget] = _train(config, str(tmp_path / f'w{budget}'), demo_trained)
+    err = ''.join(capsys.readouterr())
+    assert ('caching the module-0 means and standard deviations of the train items' in err) == (budget == 4.0)
+    assert ('more than config.decoder.latent_cache_gb=0.0001; computing them at every step' in err) == (budget == 1e-4)
+  (_, cached, cached_stats), (_, plain, plain_stats) = runs[4.0], runs[0.0]
+  for a, b in zip(jax.tree_util.tree_leaves(cached.params), jax.tree_util.tree_leaves(plain.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  for key in ('loss', 'mse', 'power', 'latent_std'):
+    np.testing.assert_allclose(cached_stats[key], plain_stats[key], rtol=1e-4)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, runs[0.0][1].params, runs[1e-4][1].params)
