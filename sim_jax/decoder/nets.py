@@ -100,11 +100,11 @@ def polyphase_products(x, weight):
   The transforms are elementwise sums XLA fuses, and autodiff gives both gradients as the same kind
   of batched matmuls. Otherwise (the 1- or 5-channel output layers, where transforming the wide
   input costs more than the products) one matmul gives every tap's products, (B, L, taps·N), summed
-  shifted (`_narrow_matmul`, with its weight gradient contracted over the rows in place).
+  shifted.
   """
   taps, c_in, n = weight.shape
   if taps * n <= c_in or not 2 <= taps <= len(WINOGRAD_POINTS):
-    products = _narrow_matmul(x, weight.transpose(0, 2, 1).reshape(taps * n, c_in))  # (B, L, taps·N)
+    products = x @ weight.transpose(1, 0, 2).reshape(c_in, taps * n)  # (B, L, taps·N)
     return sum(jnp.pad(products[..., m * n:(m + 1) * n], ((0, 0), (m, taps - m), (0, 0))) for m in range(taps))
   tile = len(WINOGRAD_POINTS) + 2 - taps
   a = tile + taps - 1
@@ -120,27 +120,6 @@ def polyphase_products(x, weight):
   m = jax.lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))))  # (a, B·tiles, N)
   y = jnp.stack([_combine(at[j], list(m)) for j in range(tile)], axis=1)  # (B·tiles, tile, N)
   return y.reshape(batch, tiles * tile, n)[:, :rows]
-
-
-@jax.custom_vjp
-def _narrow_matmul(x, w):
-  """x (B, L, C) @ w.T for w (N, C) of a narrow N (the output layers' taps·N ≤ C)."""
-  return x @ w.T
-
-
-def _narrow_matmul_fwd(x, w):
-  return x @ w.T, (x, w)
-
-
-def _narrow_matmul_bwd(residuals, dy):
-  """dw = dy^T x contracted over the rows, (N, C) as w is: XLA:CPU's own gradient transposes the
-  whole (B·L, C) input first (module 0's last layer: 69 against 10 ms per chunk)."""
-  x, w = residuals
-  dw = jax.lax.dot_general(dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1]), (((0,), (0,)), ((), ())))
-  return dy @ w, dw
-
-
-_narrow_matmul.defvjp(_narrow_matmul_fwd, _narrow_matmul_bwd)
 
 
 class ConvTranspose1d(nn.Module):
