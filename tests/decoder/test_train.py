@@ -3,6 +3,8 @@ training settings, bad module / latent settings are one-line errors, and the lat
 nothing but the time."""
 
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,7 @@ from sim_jax.decoder.train import init_state, train_decoder, train_step
 from sim_jax.models import encode, make_encoder, module_specs
 from sim_jax.checkpoints import CheckpointError
 from sim_jax.workdir import TrainedEncoder
+from tests.conftest import REPO
 from tests.probe.helpers import tiny_trained
 from tests.train.helpers import small_config
 
@@ -238,3 +241,29 @@ def test_latent_cache_changes_nothing_but_the_time(demo_trained, tmp_path, capsy
   for key in ('loss', 'mse', 'power', 'latent_std'):
     np.testing.assert_allclose(cached_stats[key], plain_stats[key], rtol=1e-4)
   jax.tree_util.tree_map(np.testing.assert_array_equal, runs[0.0][1].params, runs[1e-4][1].params)
+
+
+MULTI_DEVICE = '''
+import os
+os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'
+import sys, jax, numpy as np
+from tests.decoder.test_train import _train, demo_config
+from tests.probe.helpers import tiny_trained
+assert jax.device_count() == 4
+trained = tiny_trained('demo', channels=32)
+runs = [_train(demo_config(module=1, latent_cache_gb=budget), os.path.join(sys.argv[1], str(budget)), trained)[1]
+        for budget in (4.0, 0.0)]
+for a, b in zip(jax.tree_util.tree_leaves(runs[0].params), jax.tree_util.tree_leaves(runs[1].params)):
+  np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+print('OK')
+'''
+
+
+def test_latent_cache_on_four_devices(tmp_path):
+  """Batches sharded over 4 devices gather their rows of the replicated cache: the same training as
+  recomputing the latents on each device's rows."""
+  env = dict(os.environ, PYTHONPATH=REPO)
+  run = subprocess.run([sys.executable, '-c', MULTI_DEVICE, str(tmp_path)], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=900)
+  assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+  assert 'OK' in run.stdout and 'caching the module-0 means' in run.stdout + run.stderr
