@@ -101,7 +101,7 @@ def latents(encoder: Encoder, source: LatentSource, variables, audio, key, items
 def latent_prefix(encoder: Encoder, source: LatentSource, variables, audio):
   """What `latents` computes before its first random draw, for audio (B, T): the latents themselves
   (B, L, C) for a mean; module 0's mean and standard deviation side by side (B, L_0, 2C) for SIM
-  samples. A function of the audio alone, so it can be computed once per item (`LatentCache`)."""
+  samples. A function of the audio alone, so it can be computed once per item (`decoder.train.latent_cache`)."""
   out = encode(encoder, variables, audio, num_modules=1 if source.sample else source.num_modules)[-1]
   if source.sample:
     return jax.lax.stop_gradient(jnp.concatenate([out['mu'], jnp.exp(0.5 * out['logvar'])], axis=-1))

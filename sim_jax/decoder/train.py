@@ -74,7 +74,7 @@ def train_step(state: DecoderState, enc_vars, batch, key, cache=None, *, encoder
 
   The loss is the mean over the items with batch['mask'] 1 (padding and broken files never count).
   `key` is the step's (`draw_key(seed, TRAIN_DRAWS, epoch, step)`); SIM draws fold in batch['index'].
-  `cache`: the split's `LatentCache` array or None (see `batch_latents`): the same step either way.
+  `cache`: the split's `latent_cache` or None (see `batch_latents`): the same step either way.
   The gradient is summed over chunks of `chunk_size(decoder.implementation, B)` items (one chunk
   for 'plain'), so the 'cpu' step holds one chunk's activations, whatever the batch.
   Pure; jitted with the modules and settings static, so equal settings share one compilation.
