@@ -226,22 +226,20 @@ def test_latents_from_a_prefix_are_a_whole_pass_per_item(kind, module, latents_k
 
 def test_latent_cache_changes_nothing_but_the_time(demo_trained, tmp_path, capsys):
   """SIM samples of module 1, two epochs: training from the cached module-0 Gaussian ends where
-  rerunning the encoder every step ends, with the same test statistics; a budget below the cache's
-  size says so and recomputes."""
+  rerunning the encoder every step ends (a budget below the cache's size, which says so), with the
+  same test statistics."""
   runs = {}
-  for budget in (4.0, 0.0, 1e-4):
+  for budget in (4.0, 1e-4):
     config = demo_config(num_epochs=2, module=1, latents='sample', latent_cache_gb=budget)
     runs[budget] = _train(config, str(tmp_path / f'w{budget}'), demo_trained)
     err = ''.join(capsys.readouterr())
     assert ('caching the module-0 means and standard deviations of the train items' in err) == (budget == 4.0)
     assert ('more than config.decoder.latent_cache_gb=0.0001; computing them at every step' in err) == (budget == 1e-4)
-  (_, cached, cached_stats), (_, plain, plain_stats) = runs[4.0], runs[0.0]
+  (_, cached, cached_stats), (_, plain, plain_stats) = runs[4.0], runs[1e-4]
   for a, b in zip(jax.tree_util.tree_leaves(cached.params), jax.tree_util.tree_leaves(plain.params)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
   for key in ('loss', 'mse', 'power', 'latent_std'):
     np.testing.assert_allclose(cached_stats[key], plain_stats[key], rtol=1e-4)
-  jax.tree_util.tree_map(np.testing.assert_array_equal, runs[0.0][1].params, runs[1e-4][1].params)
-
 
 MULTI_DEVICE = '''
 import os
