@@ -309,10 +309,9 @@ def encode(encoder: Encoder, variables, audio, *, num_modules: int | None = None
     raise ValueError('pass sample_key or eps, not both')
   n = len(encoder.specs) if num_modules is None else num_modules
   if sample_key is not None:
-    eps, length = [], audio.shape[1]
-    for i in range(first_module, n):
-      spec = encoder.specs[i]
-      length = spec.frames(length)
+    frames = frame_counts(encoder.specs[first_module:n], audio.shape[1])
+    eps = []
+    for i, spec, length in zip(range(first_module, n), encoder.specs[first_module:n], frames):
       shape = (audio.shape[0], length, spec.channels)
       eps.append((None, jax.random.normal(jax.random.fold_in(sample_key, i), shape))
                  if spec.gaussian else None)

@@ -241,6 +241,7 @@ def test_latent_cache_changes_nothing_but_the_time(demo_trained, tmp_path, capsy
   for key in ('loss', 'mse', 'power', 'latent_std'):
     np.testing.assert_allclose(cached_stats[key], plain_stats[key], rtol=1e-4)
 
+
 MULTI_DEVICE = '''
 import os
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'
